@@ -1,0 +1,62 @@
+"""SentencePiece subwords: train, encode to ids and pieces, decode.
+
+Byte fallback is always on, so no character a person types (emoji, accents,
+scripts the model never saw) becomes <unk>: unseen characters fall back to
+their UTF-8 bytes and round-trip.
+"""
+from __future__ import annotations
+
+import io
+import unicodedata
+from pathlib import Path
+from typing import Iterable
+
+import sentencepiece as spm
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
+
+
+def clean_text(text: str) -> str:
+    """NFC-normalise and replace control characters (NUL, bidi marks stay) by spaces."""
+    text = unicodedata.normalize("NFC", text)
+    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).strip()
+
+
+class Tokenizer:
+    def __init__(self, model_proto: bytes) -> None:
+        self.model_proto = model_proto
+        self.sp = spm.SentencePieceProcessor(model_proto=model_proto)
+        if (self.sp.pad_id(), self.sp.unk_id(), self.sp.bos_id(), self.sp.eos_id()) != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise ValueError("tokenizer special ids must be pad=0 unk=1 bos=2 eos=3")
+
+    @classmethod
+    def train(cls, lines: Iterable[str], vocab_size: int, model_type: str = "bpe") -> "Tokenizer":
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter([clean_text(line) for line in lines if line.strip()]),
+            model_writer=model, vocab_size=vocab_size, model_type=model_type,
+            character_coverage=1.0, byte_fallback=True, hard_vocab_limit=False,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            num_threads=2, minloglevel=2, input_sentence_size=2_000_000, shuffle_input_sentence=True)
+        return cls(model.getvalue())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Tokenizer":
+        return cls(Path(path).read_bytes())
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_bytes(self.model_proto)
+
+    @property
+    def vocab_size(self) -> int:
+        return self.sp.get_piece_size()
+
+    def encode(self, text: str) -> list[int]:
+        return self.sp.encode(clean_text(text))
+
+    def pieces(self, ids: Iterable[int]) -> list[str]:
+        return [self.sp.id_to_piece(int(i)) for i in ids]
+
+    def decode(self, ids: Iterable[int]) -> str:
+        return self.sp.decode([int(i) for i in ids if int(i) not in SPECIAL_PIECES])
