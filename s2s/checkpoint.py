@@ -62,6 +62,8 @@ def save_checkpoint(folder: str | Path, model: Seq2Seq, source_tokenizer: Tokeni
         elif (folder / TRAINING_FILE).exists():
             shutil.copy2(folder / TRAINING_FILE, tmp / TRAINING_FILE)
         os.chmod(tmp, 0o755)
+        for path in tmp.iterdir():
+            os.chmod(path, 0o644)
         if folder.exists():
             old = folder.with_name(f".{folder.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,192 @@
+"""`s2s train | translate | evaluate | push`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from pathlib import Path
+
+from .api import DecodeOptions, Translator
+
+
+def load_translator(spec: str, device: str = "auto", revision: str | None = None) -> Translator:
+    """A local checkpoint folder, or a Hub repo id (user/repo or https://huggingface.co/user/repo)."""
+    if Path(spec).is_dir():
+        return Translator.load(spec, device=device)
+    from .hub import load
+    return load(spec, revision=revision, device=device)
+
+
+def _options(args) -> DecodeOptions:
+    if args.sample:
+        return DecodeOptions(method="sample", temperature=args.temperature, top_k_sampling=args.top_k,
+                             top_p=args.top_p, seed=args.seed)
+    if args.beam and args.beam > 1:
+        return DecodeOptions(method="beam", beam_size=args.beam, length_penalty=args.length_penalty,
+                             nbest=args.nbest)
+    return DecodeOptions()
+
+
+def cmd_translate(args) -> int:
+    translator = load_translator(args.model, args.device, args.revision)
+    options = _options(args)
+    options.validate()
+    source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
+    lines = [line.rstrip("\n") for line in source]
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.json or (options.method == "beam" and args.nbest > 1):
+            for line in lines:
+                trace = translator.translate(line, options, record_tree=False)
+                if args.json:
+                    out.write(trace.to_json() + "\n")
+                else:
+                    out.write("\t".join(f"{h.text}\t{h.score:.4f}" for h in trace.nbest) + "\n")
+        else:
+            for text in translator.translate_batch(lines, options, batch_size=args.batch_size):
+                out.write(text + "\n")
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from .train import Recipe, train_from_recipe
+
+    recipe = Recipe.load(args.config)
+    if args.max_minutes is not None:
+        recipe.max_minutes = args.max_minutes
+    if args.max_steps is not None:
+        recipe.max_steps = args.max_steps
+    bar = tqdm(unit="upd", dynamic_ncols=True, disable=args.quiet)
+    log = open(args.log, "a", encoding="utf-8") if args.log else None
+
+    def on_progress(p) -> None:
+        if p.kind == "step":
+            bar.update(p.step - bar.n)
+            bar.set_postfix(epoch=p.epoch, loss=f"{p.loss:.3f}", tok_s=f"{p.tokens_per_s:,.0f}", lr=f"{p.lr:.1e}")
+        elif p.kind == "eval":
+            bar.write(f"step {p.step} epoch {p.epoch}: val BLEU {p.val_bleu:.2f} val loss {p.val_loss:.3f} "
+                      f"(best {p.best_bleu:.2f}) {p.elapsed_s / 60:.1f} min")
+        if log:
+            log.write(json.dumps(p.__dict__) + "\n")
+            log.flush()
+
+    cancel = threading.Event()
+    try:
+        out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
+                                output=args.output)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    bar.close()
+    print(f"best checkpoint: {out}")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .evaluate import evaluate, test_pairs, update_card_metrics
+
+    translator = load_translator(args.model, args.device)
+    results = {}
+    for test in args.test:
+        sources, refs = test_pairs(test, translator, args.data)
+        for beam in args.beam:
+            options = (DecodeOptions(method="beam", beam_size=beam, length_penalty=args.length_penalty)
+                       if beam > 1 else DecodeOptions())
+            result = evaluate(translator, sources, refs, options, batch_size=args.batch_size)
+            result["test_set"] = test
+            results[f"{test}/{result['decoding']}"] = result
+            print(f"{test:18s} {result['decoding']:8s} BLEU {result['bleu']:5.2f}  chrF {result['chrf']:5.2f}  "
+                  f"({result['seconds']:.1f} s)", flush=True)
+    print(next(iter(results.values()))["signature"])
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "hypotheses"}
+                                               for k, v in results.items()}, indent=2) + "\n")
+    if args.update_card:
+        update_card_metrics(args.model, results)
+    return 0
+
+
+def cmd_push(args) -> int:
+    from .hub import push
+
+    token = args.token or os.environ.get("HF_TOKEN")
+    url = push(args.model, args.repo_id, token=token, private=args.private)
+    print(url)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2s", description="LSTM encoder-decoder translation that shows its work")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("translate", help="translate lines from stdin or --input")
+    t.add_argument("--model", required=True, help="checkpoint folder or Hub repo id")
+    t.add_argument("--revision", help="Hub branch, tag or commit")
+    t.add_argument("--input", help="file of sentences, one per line (default: stdin)")
+    t.add_argument("--output", help="write here instead of stdout")
+    t.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    t.add_argument("--length-penalty", type=float, default=1.0)
+    t.add_argument("--nbest", type=int, default=1, help="print the n best (tab-separated text and score)")
+    t.add_argument("--sample", action="store_true", help="sample instead of searching")
+    t.add_argument("--temperature", type=float, default=1.0)
+    t.add_argument("--top-k", type=int, default=0)
+    t.add_argument("--top-p", type=float, default=1.0)
+    t.add_argument("--seed", type=int)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--json", action="store_true", help="one JSON trace (with attention) per line")
+    t.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    t.set_defaults(func=cmd_translate)
+
+    tr = sub.add_parser("train", help="train from a recipe in configs/")
+    tr.add_argument("--config", required=True)
+    tr.add_argument("--output", help="checkpoint folder (default: the recipe's output)")
+    tr.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
+    tr.add_argument("--max-minutes", type=float)
+    tr.add_argument("--max-steps", type=int)
+    tr.add_argument("--device", default="auto")
+    tr.add_argument("--log", help="append progress as JSON lines here")
+    tr.add_argument("--quiet", action="store_true")
+    tr.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="BLEU and chrF with sacreBLEU")
+    e.add_argument("--model", required=True)
+    e.add_argument("--test", nargs="+", default=["test_2016_flickr"],
+                   help="test_2016_flickr test_2017_flickr test_2017_mscoco val tatoeba-test tatoeba-val or a file")
+    e.add_argument("--data", help="Multi30k folder or Tatoeba file (default ../shared/data/...)")
+    e.add_argument("--beam", type=int, nargs="+", default=[5], help="beam widths (1 = greedy)")
+    e.add_argument("--length-penalty", type=float, default=1.0)
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--json", help="write the scores here")
+    e.add_argument("--update-card", action="store_true", help="write the scores into the model card")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("push", help="upload a checkpoint folder to the Hub with a model card")
+    p.add_argument("model", help="checkpoint folder")
+    p.add_argument("repo_id")
+    p.add_argument("--token", help="default: $HF_TOKEN")
+    p.add_argument("--private", action="store_true")
+    p.set_defaults(func=cmd_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (ValueError, OSError, RuntimeError) as err:
+        print(f"s2s {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Corpus readers, cleaning with a report of what was dropped, the Tatoeba split, and token-based batches."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import random
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+Pair = tuple[str, str]
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+class DataError(ValueError):
+    """A data file that cannot be read as sentence pairs; the message says where and why."""
+
+
+@dataclass
+class DropReport:
+    kept: int = 0
+    dropped: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict = field(default_factory=dict)  # reason -> first line number seen
+
+    def drop(self, reason: str, line: int | None = None) -> None:
+        self.dropped[reason] += 1
+        if line is not None:
+            self.examples.setdefault(reason, line)
+
+    def summary(self) -> str:
+        if not self.dropped:
+            return f"{self.kept} pairs kept, none dropped."
+        parts = [f"{n} {reason}" + (f" (first at line {self.examples[reason]})" if reason in self.examples else "")
+                 for reason, n in self.dropped.most_common()]
+        return f"{self.kept} pairs kept; dropped {sum(self.dropped.values())}: " + "; ".join(parts) + "."
+
+
+def normalize(text: str) -> str:
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def clean_pairs(pairs: Sequence[Pair], max_words: int = 100, line_numbers: Sequence[int] | None = None
+                ) -> tuple[list[Pair], DropReport]:
+    """NFC-normalise and drop empty or absurdly long pairs, counting why."""
+    report, kept = DropReport(), []
+    for k, (src, tgt) in enumerate(pairs):
+        line = line_numbers[k] if line_numbers else k + 1
+        src, tgt = normalize(src), normalize(tgt)
+        if not src or not tgt:
+            report.drop("empty side", line)
+        elif len(src.split()) > max_words or len(tgt.split()) > max_words:
+            report.drop(f"longer than {max_words} words", line)
+        elif len(src) > 20 * max_words or len(tgt) > 20 * max_words:
+            report.drop(f"longer than {20 * max_words} characters", line)
+        else:
+            kept.append((src, tgt))
+    report.kept = len(kept)
+    return kept, report
+
+
+# ---------------------------------------------------------------------- corpora
+def _read_lines_gz(path: Path) -> list[str]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def read_multi30k(data_dir: str | Path, split: str, src_lang: str = "en", tgt_lang: str = "de") -> list[Pair]:
+    """Line-aligned gzipped files {split}.{lang}.gz, e.g. test_2016_flickr.en.gz."""
+    data_dir = Path(data_dir)
+    paths = [data_dir / f"{split}.{lang}.gz" for lang in (src_lang, tgt_lang)]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"{path} not found (Multi30k splits: train, val, test_2016_flickr, "
+                            "test_2017_flickr, test_2017_mscoco)")
+    src, tgt = _read_lines_gz(paths[0]), _read_lines_gz(paths[1])
+    if len(src) != len(tgt):
+        raise DataError(f"{paths[0].name} has {len(src)} lines but {paths[1].name} has {len(tgt)}")
+    return list(zip(src, tgt))
+
+
+def read_tatoeba(path: str | Path) -> list[Pair]:
+    """english<TAB>french[<TAB>attribution] lines, gzipped or not."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    pairs = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            cols = line.rstrip("\n").split("\t")
+            if len(cols) >= 2:
+                pairs.append((cols[0], cols[1]))
+    return pairs
+
+
+def split_by_source(pairs: Sequence[Pair], n_val: int = 1000, n_test: int = 2000, seed: int = 1234
+                    ) -> dict[str, list[Pair]]:
+    """Split so that every translation of one source sentence lands in one split (test stays unseen).
+
+    Sources are sorted, shuffled with `seed`, and the first n_test go to test, the next n_val to val.
+    """
+    sources = sorted({normalize(src) for src, _ in pairs})
+    random.Random(seed).shuffle(sources)
+    test_set, val_set = set(sources[:n_test]), set(sources[n_test:n_test + n_val])
+    out = {"train": [], "val": [], "test": []}
+    for src, tgt in pairs:
+        key = normalize(src)
+        out["test" if key in test_set else "val" if key in val_set else "train"].append((src, tgt))
+    return out
+
+
+def group_references(pairs: Sequence[Pair]) -> tuple[list[str], list[list[str]]]:
+    """Unique sources (first-seen order) and, per source, all its references (for multi-reference BLEU)."""
+    refs: dict[str, list[str]] = {}
+    for src, tgt in pairs:
+        refs.setdefault(src, []).append(tgt)
+    return list(refs), list(refs.values())
+
+
+# ---------------------------------------------------------------------- user files
+def _decode_bytes(data: bytes, name: str) -> str:
+    if len(data) > MAX_FILE_BYTES:
+        raise DataError(f"{name} is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES // 1_000_000} MB")
+    if b"\x00" in data[:8192]:
+        raise DataError(f"{name} looks like a binary file, not text (it contains NUL bytes)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DataError(f"{name} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
+
+
+def parse_pairs(text: str, name: str = "input", delimiter: str | None = None) -> tuple[list[Pair], list[int]]:
+    """TSV (source<TAB>target) or CSV (two columns, optional header row 'source,target')."""
+    lines = text.splitlines()
+    if delimiter is None:
+        delimiter = "\t" if any("\t" in line for line in lines[:50]) or name.endswith(".tsv") else ","
+    pairs, numbers = [], []
+    if delimiter == "\t":
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            cols = line.split("\t")
+            if len(cols) != 2:
+                raise DataError(f"{name}, line {number}: expected 2 tab-separated columns "
+                                f"(source<TAB>target), found {len(cols)}")
+            pairs.append((cols[0], cols[1]))
+            numbers.append(number)
+        return pairs, numbers
+    reader = csv.reader(io.StringIO(text))
+    for number, row in enumerate(reader, 1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2:
+            raise DataError(f"{name}, row {number}: expected 2 comma-separated columns (source,target), "
+                            f"found {len(row)}")
+        if number == 1 and [c.strip().lower() for c in row] in (["source", "target"], ["src", "tgt"]):
+            continue  # header
+        pairs.append((row[0], row[1]))
+        numbers.append(number)
+    return pairs, numbers
+
+
+def read_user_pairs(path: str | Path, second_path: str | Path | None = None, max_words: int = 100
+                    ) -> tuple[list[Pair], DropReport]:
+    """A TSV or CSV file of pairs, or two line-aligned text files (source, target)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path} not found")
+    text = _decode_bytes(path.read_bytes(), path.name)
+    if second_path is None:
+        pairs, numbers = parse_pairs(text, path.name)
+    else:
+        second_path = Path(second_path)
+        if not second_path.is_file():
+            raise DataError(f"{second_path} not found")
+        other = _decode_bytes(second_path.read_bytes(), second_path.name)
+        src, tgt = text.splitlines(), other.splitlines()
+        if len(src) != len(tgt):
+            raise DataError(f"{path.name} has {len(src)} lines but {second_path.name} has {len(tgt)}; "
+                            "the two files must be line-aligned")
+        pairs, numbers = list(zip(src, tgt)), list(range(1, len(src) + 1))
+    if not pairs:
+        raise DataError(f"{path.name} holds no sentence pairs")
+    return clean_pairs(pairs, max_words, numbers)
+
+
+# ---------------------------------------------------------------------- batches
+@dataclass
+class Batch:
+    src: torch.Tensor  # (B, S) ids, padded
+    src_lengths: torch.Tensor  # (B,)
+    tgt_in: torch.Tensor  # (B, T) <s> y₁ .. y_{T-1}
+    tgt_out: torch.Tensor  # (B, T) y₁ .. y_T (</s>), padded
+    n_tokens: int  # real target tokens
+
+    def to(self, device) -> "Batch":
+        return Batch(self.src.to(device), self.src_lengths, self.tgt_in.to(device), self.tgt_out.to(device),
+                     self.n_tokens)
+
+
+def make_batch(examples: Sequence[tuple[list[int], list[int]]], pad_id: int, bos_id: int, eos_id: int) -> Batch:
+    src_len = max(len(s) for s, _ in examples)
+    tgt_len = max(len(t) for _, t in examples) + 1
+    batch = len(examples)
+    src = torch.full((batch, src_len), pad_id, dtype=torch.long)
+    tgt_in = torch.full((batch, tgt_len), pad_id, dtype=torch.long)
+    tgt_out = torch.full((batch, tgt_len), pad_id, dtype=torch.long)
+    for b, (s, t) in enumerate(examples):
+        src[b, :len(s)] = torch.tensor(s)
+        tgt_in[b, :len(t) + 1] = torch.tensor([bos_id] + t)
+        tgt_out[b, :len(t) + 1] = torch.tensor(t + [eos_id])
+    lengths = torch.tensor([len(s) for s, _ in examples])
+    return Batch(src, lengths, tgt_in, tgt_out, int(sum(len(t) + 1 for _, t in examples)))
+
+
+def token_batches(examples: Sequence[tuple[list[int], list[int]]], max_tokens: int, seed: int,
+                  pad_id: int = 0, bos_id: int = 2, eos_id: int = 3, shuffle: bool = True) -> Iterator[Batch]:
+    """Length-bucketed batches of about max_tokens target tokens (padding included), in a seeded order.
+
+    Sorting by length (with random tie-breaks) keeps padding small; the batches themselves are shuffled.
+    """
+    rng = random.Random(seed)
+    order = list(range(len(examples)))
+    if shuffle:
+        rng.shuffle(order)
+    order.sort(key=lambda i: (len(examples[i][1]), len(examples[i][0])))
+    batches, current, longest = [], [], 0
+    for i in order:
+        longest_if_added = max(longest, len(examples[i][1]) + 1, len(examples[i][0]))
+        if current and longest_if_added * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, longest_if_added = [], max(len(examples[i][1]) + 1, len(examples[i][0]))
+        current.append(i)
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    if shuffle:
+        rng.shuffle(batches)
+    for indices in batches:
+        yield make_batch([examples[i] for i in indices], pad_id, bos_id, eos_id)

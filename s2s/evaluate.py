@@ -1,0 +1,72 @@
+"""sacreBLEU (13a, detokenised) and chrF on a test set, greedy and beam; JSON with the exact signature."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import sacrebleu
+
+from . import data as data_mod
+from .api import DecodeOptions, Translator
+from .train import Recipe, corpus_bleu
+
+MULTI30K_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "val")
+
+
+def test_pairs(test: str, translator: Translator, data_dir: str | None = None,
+               recipe: Recipe | None = None) -> tuple[list[str], list[list[str]]]:
+    """Resolve a test-set name (Multi30k split, `tatoeba-test`/`tatoeba-val`, or a TSV/CSV path)."""
+    cfg = translator.config
+    if test in MULTI30K_TESTS:
+        pairs = data_mod.read_multi30k(data_dir or "../shared/data/multi30k", test, cfg.src_lang, cfg.tgt_lang)
+    elif test.startswith("tatoeba-"):
+        r = recipe or Recipe(corpus="tatoeba")
+        path = data_dir or "../shared/data/tatoeba/eng-fra.tsv.gz"
+        splits = data_mod.split_by_source(data_mod.read_tatoeba(path), r.n_val, r.n_test, r.split_seed)
+        pairs = splits[test.split("-", 1)[1]]
+    else:
+        pairs, _ = data_mod.read_user_pairs(test)
+    pairs = [(data_mod.normalize(s), data_mod.normalize(t)) for s, t in pairs]
+    return data_mod.group_references(pairs)
+
+
+def evaluate(translator: Translator, sources: list[str], references: list[list[str]], options: DecodeOptions,
+             batch_size: int = 64) -> dict:
+    started = time.perf_counter()
+    hyps = translator.translate_batch(sources, options, batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    bleu = corpus_bleu(hyps, references)
+    width = max(len(r) for r in references)
+    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+    chrf_metric = sacrebleu.CHRF()
+    chrf = chrf_metric.corpus_score(hyps, streams)
+    bleu_metric = sacrebleu.BLEU()
+    bleu_metric.corpus_score(hyps, streams)
+    decoding = "greedy" if options.method == "greedy" else f"beam {options.beam_size}"
+    return dict(bleu=bleu.score, chrf=chrf.score, decoding=decoding, sentences=len(sources),
+                signature=str(bleu_metric.get_signature()), chrf_signature=str(chrf_metric.get_signature()),
+                length_penalty=options.length_penalty if options.method == "beam" else None,
+                seconds=round(seconds, 2), hypotheses=hyps)
+
+
+def update_card_metrics(folder: str | Path, results: dict[str, dict]) -> None:
+    """Merge results into the checkpoint's metrics.json and regenerate its model card."""
+    from .card import model_card
+    from .checkpoint import TRAINING_FILE
+    from .config import Config
+
+    folder = Path(folder)
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    for key, value in results.items():
+        metrics[key] = {k: v for k, v in value.items() if k != "hypotheses"}
+    tmp = metrics_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
+    tmp.replace(metrics_path)
+    training_path = folder / TRAINING_FILE
+    training = json.loads(training_path.read_text()) if training_path.exists() else {}
+    card = model_card(Config.load(folder / "config.json"), training, metrics)
+    tmp = folder / "README.md.tmp"
+    tmp.write_text(card, encoding="utf-8")
+    tmp.replace(folder / "README.md")
