@@ -158,17 +158,20 @@ class Translator:
         return StepperState(source=text, done=not text.strip())
 
     def stepper_advance(self, state: StepperState, forced_token: int | str | None = None) -> StepperState:
-        """One more target piece: the model's best, or forced_token (an id or a piece) if given."""
+        """One more step: the model's best piece, or what the user forces (an id, a piece, or a word that
+        is split into pieces and appended whole)."""
         state = copy.deepcopy(state)
         if state.done:
             return state
         if forced_token is None:
             trace = self.stepper_trace(state, extra_step=True)
             token = int(trace.top_k[-1][0].id) if trace.top_k else self.config.eos_id
+            tokens = [token]
         else:
-            token = self.piece_id(forced_token)
-        state.target_ids.append(token)
-        state.forced.append(forced_token is not None)
+            tokens = self.piece_ids(forced_token)
+        state.target_ids.extend(tokens)
+        state.forced.extend([forced_token is not None] * len(tokens))
+        token = tokens[-1]
         src_len = len(self.encode_source(state.source)[0])
         limit = int(search.max_target_length(torch.tensor([src_len]))[0])
         state.done = token == self.config.eos_id or len(state.target_ids) >= limit
@@ -222,18 +225,26 @@ class Translator:
                      attention=alphas, step_logprobs=logps, top_k=tops, logprob=float(sum(logps)),
                      method="step", notice=notice)
 
-    def piece_id(self, token: int | str) -> int:
-        """A piece or id the user typed -> id; unknown pieces are a clear error."""
+    def piece_ids(self, token: int | str) -> list[int]:
+        """What the user typed -> target ids: an id, a piece ("▁Mann"), or any word, split into pieces."""
         if isinstance(token, int) or (isinstance(token, str) and token.strip().isdigit()):
             token_id = int(token)
             if not 0 <= token_id < self.target.vocab_size:
                 raise ValueError(f"token id {token_id} is outside the vocabulary (0..{self.target.vocab_size - 1})")
-            return token_id
+            return [token_id]
         piece = str(token)
-        token_id = self.target.sp.piece_to_id(piece)
-        if token_id == self.config.unk_id and piece != "<unk>":
-            alt = self.target.sp.piece_to_id("▁" + piece.lstrip("▁"))
-            if alt == self.config.unk_id:
-                raise ValueError(f"{piece!r} is not a piece of the target vocabulary")
-            token_id = alt
-        return token_id
+        if not piece.strip():
+            raise ValueError("type a word or piece to force")
+        for candidate in (piece, "▁" + piece.lstrip("▁")):
+            token_id = self.target.sp.piece_to_id(candidate)
+            if token_id != self.config.unk_id or candidate == "<unk>":
+                return [token_id]
+        return self.target.encode(piece.replace("▁", " "))
+
+    def piece_id(self, token: int | str) -> int:
+        """Exactly one target id for what the user typed; a clear error if it is not a single piece."""
+        ids = self.piece_ids(token)
+        if len(ids) != 1:
+            raise ValueError(f"{token!r} is not a piece of the target vocabulary (it splits into "
+                             f"{' '.join(self.target.pieces(ids))})")
+        return ids[0]

@@ -32,10 +32,15 @@ class Tokenizer:
 
     @classmethod
     def train(cls, lines: Iterable[str], vocab_size: int, model_type: str = "bpe") -> "Tokenizer":
+        cleaned = [clean_text(line) for line in lines if line.strip()]
+        if not cleaned:
+            raise ValueError("cannot train a tokenizer on no text")
+        # every character seen plus the 256 byte pieces and 4 specials must fit in the vocabulary
+        minimum = len(set("".join(cleaned)) - {" "}) + 256 + 4 + 1
         model = io.BytesIO()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter([clean_text(line) for line in lines if line.strip()]),
-            model_writer=model, vocab_size=vocab_size, model_type=model_type,
+            sentence_iterator=iter(cleaned),
+            model_writer=model, vocab_size=max(vocab_size, minimum), model_type=model_type,
             character_coverage=1.0, byte_fallback=True, hard_vocab_limit=False,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
             num_threads=2, minloglevel=2, input_sentence_size=2_000_000, shuffle_input_sentence=True)

@@ -1,0 +1,340 @@
+"""Trace -> plotly figures: attention heatmap, coverage, step candidates, beam tree, loss curves.
+
+Plain data in, `plotly.graph_objects.Figure` out; no torch here, so the app and
+the exports can draw any saved Trace.
+
+Two plotly habits shape every axis below:
+
+- plotly reads a subset of HTML in tick and hover text, so a piece such as `</s>`
+  would vanish and `<b>x</b>` would turn bold. Every label goes through `label()`
+  (html.escape), which plotly turns back into the literal characters.
+- category axes merge equal labels (two "▁a" pieces would share one column) and
+  thin out crowded ticks. Axes here are numeric positions 0..n-1 with
+  `tickmode="array"` and explicit `tickvals`/`ticktext`: one tick per piece,
+  duplicates kept apart, none skipped.
+"""
+from __future__ import annotations
+
+import html
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import plotly.graph_objects as go
+
+from .trace import BeamNode, Candidate, Trace
+
+# Coverage flags (documented in the app): total attention a source word received over all target steps.
+OMISSION_BELOW = 0.3  # the model barely looked at the word: it may have been left out
+REPETITION_ABOVE = 1.8  # the word was attended far more than once: it may have been translated twice
+SPECIAL_PIECES = frozenset({"<s>", "</s>", "<pad>", "<unk>"})
+WORD_START = "▁"  # SentencePiece marks the first piece of each word with U+2581
+
+COLORS = dict(normal="#4c78a8", omission="#e45756", repetition="#f58518", special="#bab0ac",
+              kept="#4c78a8", pruned="#c7c7c7", finished="#54a24b", best="#e45756", train="#4c78a8",
+              heldout="#f58518", forced="#e45756")
+FONT = dict(family="Inter, 'DejaVu Sans', Arial, sans-serif", size=13)
+
+
+def label(piece: str) -> str:
+    """A piece as literal text in a plotly label: `</s>` stays `</s>`, `<b>x</b>` is not bold."""
+    return html.escape(str(piece), quote=False)
+
+
+def _layout(fig: go.Figure, title: str, height: int, **extra) -> go.Figure:
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
+                      margin=dict(l=10, r=10, t=48, b=10), font=FONT, template="plotly_white", **extra)
+    return fig
+
+
+def empty_figure(message: str, height: int = 260) -> go.Figure:
+    """A blank figure carrying a short message (before anything was translated, or on error)."""
+    fig = go.Figure()
+    fig.add_annotation(text=label(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                       font=dict(size=14, color="#666"))
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, "", height)
+
+
+def _positional_axis(labels: Sequence[str], **extra) -> dict:
+    """Numeric axis with one explicit tick per position: duplicates stay apart, no tick is skipped."""
+    return dict(tickmode="array", tickvals=list(range(len(labels))), ticktext=[label(t) for t in labels],
+                range=[-0.5, len(labels) - 0.5], showgrid=False, zeroline=False, automargin=True, **extra)
+
+
+# ---------------------------------------------------------------------- merging pieces into words
+def _is_byte_piece(piece: str) -> bool:
+    return len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">")
+
+
+def _word_text(pieces: Sequence[str]) -> str:
+    """Join a word's pieces into its surface form (byte-fallback pieces decoded as UTF-8)."""
+    out, pending = [], bytearray()
+    for piece in pieces:
+        if _is_byte_piece(piece):
+            pending.append(int(piece[3:5], 16))
+            continue
+        if pending:
+            out.append(pending.decode("utf-8", errors="replace"))
+            pending.clear()
+        out.append(piece)
+    if pending:
+        out.append(pending.decode("utf-8", errors="replace"))
+    text = "".join(out).replace(WORD_START, " ").strip()
+    return text or "".join(pieces)
+
+
+def word_groups(pieces: Sequence[str]) -> list[list[int]]:
+    """Indices of the pieces of each word: a word starts at a `▁` piece; special pieces stand alone."""
+    groups: list[list[int]] = []
+    previous_special = True
+    for i, piece in enumerate(pieces):
+        special = piece in SPECIAL_PIECES
+        if special or previous_special or piece.startswith(WORD_START):
+            groups.append([i])
+        else:
+            groups[-1].append(i)
+        previous_special = special
+    return groups
+
+
+@dataclass
+class AttentionView:
+    """The α matrix as drawn: rows are target labels, columns source labels."""
+
+    source_labels: list[str]
+    target_labels: list[str]
+    matrix: list[list[float]]  # (rows, columns)
+    merged: bool
+
+
+def attention_view(trace: Trace, merge_words: bool = False) -> AttentionView:
+    """α per piece, or per word: a source word gets the SUM of its pieces' weights (so each row still sums
+    to 1), a target word the MEAN of its pieces' rows (the average attention while writing that word)."""
+    if not merge_words:
+        return AttentionView(list(trace.source_pieces), list(trace.target_pieces),
+                             [list(map(float, row)) for row in trace.attention], False)
+    source_groups, target_groups = word_groups(trace.source_pieces), word_groups(trace.target_pieces)
+    summed = [[sum(row[i] for i in group) for group in source_groups] for row in trace.attention]
+    matrix = [[sum(summed[t][w] for t in rows) / len(rows) for w in range(len(source_groups))]
+              for rows in target_groups]
+    return AttentionView([_word_text([trace.source_pieces[i] for i in g]) for g in source_groups],
+                         [_word_text([trace.target_pieces[t] for t in g]) for g in target_groups], matrix, True)
+
+
+# ---------------------------------------------------------------------- heatmap
+def attention_figure(trace: Trace, merge_words: bool = False, title: str | None = None) -> go.Figure:
+    """Heatmap of αₜᵢ: target pieces (or words) down, source pieces (or words) across, α on hover."""
+    view = attention_view(trace, merge_words)
+    if not view.matrix or not view.source_labels:
+        return empty_figure("No attention to show yet: translate a sentence first.")
+    unit = "words" if view.merged else "pieces"
+    hover = [[f"target: {label(tgt)}<br>source: {label(src)}" for src in view.source_labels]
+             for tgt in view.target_labels]
+    fig = go.Figure(go.Heatmap(
+        z=view.matrix, x=list(range(len(view.source_labels))), y=list(range(len(view.target_labels))),
+        text=hover, hovertemplate="%{text}<br>α = %{z:.3f}<extra></extra>", zmin=0.0, zmax=1.0,
+        colorscale="Blues", colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1))
+    rows, cols = len(view.target_labels), len(view.source_labels)
+    fig.update_xaxes(_positional_axis(view.source_labels, side="top", tickangle=-45 if cols > 12 else 0,
+                                      title=dict(text=f"source {unit}")))
+    fig.update_yaxes(_positional_axis(view.target_labels, title=dict(text=f"target {unit}")))
+    fig.update_yaxes(range=[rows - 0.5, -0.5])  # reversed: the first target piece at the top
+    height = int(min(1400, max(320, 150 + 30 * rows)))
+    return _layout(fig, title if title is not None else f"Attention αₜᵢ ({unit})", height)
+
+
+# ---------------------------------------------------------------------- coverage
+@dataclass
+class CoverageItem:
+    word: str
+    total: float  # Σₜ αₜᵢ over the target rows as drawn
+    flag: str  # normal | omission | repetition | special
+
+
+def coverage(trace: Trace, merge_words: bool = False) -> list[CoverageItem]:
+    """Total attention each source piece (or word) received: the column sums of the heatmap as drawn.
+
+    Flags: < OMISSION_BELOW -> "omission" (possibly left untranslated); > REPETITION_ABOVE -> "repetition"
+    (possibly translated twice). Special pieces such as `</s>` are never flagged: the model parks
+    attention there by design.
+    """
+    view = attention_view(trace, merge_words)
+    items = []
+    for w, word in enumerate(view.source_labels):
+        total = float(sum(row[w] for row in view.matrix))
+        if word in SPECIAL_PIECES:
+            flag = "special"
+        elif total < OMISSION_BELOW:
+            flag = "omission"
+        elif total > REPETITION_ABOVE:
+            flag = "repetition"
+        else:
+            flag = "normal"
+        items.append(CoverageItem(word, total, flag))
+    return items
+
+
+COVERAGE_NAMES = dict(normal="attended about once", omission=f"< {OMISSION_BELOW}: possible omission",
+                      repetition=f"> {REPETITION_ABOVE}: possible repetition", special="end of sentence / special")
+
+
+def coverage_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
+    """Bar per source piece/word: Σₜ αₜᵢ, coloured by flag, with the two thresholds drawn."""
+    items = coverage(trace, merge_words)
+    if not items or not trace.attention:
+        return empty_figure("Coverage appears after a translation.", height=220)
+    labels = [item.word for item in items]
+    fig = go.Figure()
+    for flag in ("normal", "omission", "repetition", "special"):
+        positions = [i for i, item in enumerate(items) if item.flag == flag]
+        if not positions:
+            continue
+        fig.add_bar(x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag],
+                    marker_color=COLORS[flag], text=[f"{items[i].total:.2f}" for i in positions],
+                    textposition="outside", customdata=[label(labels[i]) for i in positions],
+                    hovertemplate="%{customdata}<br>Σₜ αₜᵢ = %{y:.3f}<extra></extra>")
+    top = max(REPETITION_ABOVE + 0.4, max(item.total for item in items) * 1.2)
+    for threshold in (OMISSION_BELOW, REPETITION_ABOVE):
+        fig.add_hline(y=threshold, line=dict(dash="dot", color="#888", width=1))
+    fig.update_xaxes(_positional_axis(labels, tickangle=-45 if len(labels) > 12 else 0))
+    fig.update_yaxes(range=[0, top], title=dict(text="total attention"))
+    return _layout(fig, "Coverage: attention each source " + ("word" if merge_words else "piece") + " received",
+                   320, barmode="overlay", legend=dict(orientation="h", y=-0.25, x=0))
+
+
+# ---------------------------------------------------------------------- one decoding step
+def candidates_figure(candidates: Sequence[Candidate], chosen_id: int | None = None,
+                      title: str = "Next piece: top candidates") -> go.Figure:
+    """Horizontal bars of the k most likely next pieces (most likely on top)."""
+    if not candidates:
+        return empty_figure("Decoding finished: no more candidates.", height=260)
+    labels = [c.piece for c in candidates]
+    colors = [COLORS["forced"] if chosen_id is not None and c.id == chosen_id else COLORS["kept"]
+              for c in candidates]
+    fig = go.Figure(go.Bar(
+        x=[c.prob for c in candidates], y=list(range(len(candidates))), orientation="h", marker_color=colors,
+        text=[f"{c.prob:.1%}" for c in candidates], textposition="outside",
+        customdata=[[label(c.piece), c.id] for c in candidates],
+        hovertemplate="%{customdata[0]} (id %{customdata[1]})<br>p = %{x:.4f}<extra></extra>"))
+    fig.update_yaxes(_positional_axis(labels))
+    fig.update_yaxes(range=[len(labels) - 0.5, -0.5])
+    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title=dict(text="probability"))
+    return _layout(fig, title, 80 + 36 * len(candidates))
+
+
+def source_attention_figure(source_pieces: Sequence[str], alpha: Sequence[float] | None,
+                            title: str = "Attention over the source at this step") -> go.Figure:
+    """Bars of αₜ over the source pieces for one step."""
+    if not alpha or not source_pieces:
+        return empty_figure("No step yet.", height=260)
+    fig = go.Figure(go.Bar(
+        x=list(range(len(source_pieces))), y=list(alpha), marker_color=COLORS["kept"],
+        customdata=[label(p) for p in source_pieces], hovertemplate="%{customdata}<br>α = %{y:.3f}<extra></extra>"))
+    fig.update_xaxes(_positional_axis(source_pieces, tickangle=-45 if len(source_pieces) > 12 else 0))
+    fig.update_yaxes(range=[0, 1.05], title=dict(text="α"))
+    return _layout(fig, title, 300)
+
+
+# ---------------------------------------------------------------------- beam tree
+def _tree_layout(nodes: Sequence[BeamNode]) -> list[float]:
+    """y position per node: leaves in depth-first order (children by log-prob), parents centred on children."""
+    children: list[list[int]] = [[] for _ in nodes]
+    for i, node in enumerate(nodes):
+        if node.parent >= 0:
+            children[node.parent].append(i)
+    for kids in children:
+        kids.sort(key=lambda i: -nodes[i].logprob)
+    y = [0.0] * len(nodes)
+    next_leaf = 0
+    roots = [i for i, node in enumerate(nodes) if node.parent < 0]
+    stack = [(r, False) for r in reversed(roots)]
+    while stack:  # iterative post-order, so deep trees need no recursion
+        index, expanded = stack.pop()
+        if not children[index]:
+            y[index] = float(next_leaf)
+            next_leaf += 1
+        elif expanded:
+            y[index] = sum(y[c] for c in children[index]) / len(children[index])
+        else:
+            stack.append((index, True))
+            stack.extend((c, False) for c in reversed(children[index]))
+    return y
+
+
+def _best_path(nodes: Sequence[BeamNode], best_pieces: Sequence[str]) -> set[int]:
+    """Nodes on the path of the best hypothesis (matched by its pieces), empty if not found."""
+    if not best_pieces:
+        return set()
+    for i, node in enumerate(nodes):
+        if node.step != len(best_pieces) or node.status == "pruned":
+            continue
+        path, j = [], i
+        while nodes[j].parent >= 0:
+            path.append(j)
+            j = nodes[j].parent
+        if [nodes[k].piece for k in reversed(path)] == list(best_pieces):
+            return set(path) | {j}
+    return set()
+
+
+def beam_tree_figure(trace: Trace) -> go.Figure:
+    """The beam search tree: one column per step, edges to parents, kept/pruned/finished coloured, the best
+    hypothesis in red; hover shows each node's cumulative log-prob."""
+    nodes = trace.beam_tree
+    if not nodes:
+        return empty_figure("The beam tree appears after a beam search translation.", height=240)
+    y = _tree_layout(nodes)
+    best = _best_path(nodes, trace.nbest[0].pieces if trace.nbest else trace.target_pieces)
+    fig = go.Figure()
+    for on_best in (False, True):
+        xs, ys = [], []
+        for i, node in enumerate(nodes):
+            if node.parent >= 0 and ((i in best and node.parent in best) == on_best):
+                xs += [nodes[node.parent].step, node.step, None]
+                ys += [y[node.parent], y[i], None]
+        fig.add_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=on_best and bool(xs),
+                        name="best hypothesis",
+                        line=dict(color=COLORS["best"] if on_best else "#d0d0d0", width=3 if on_best else 1))
+    for status in ("kept", "finished", "pruned"):
+        members = [i for i, node in enumerate(nodes) if node.status == status]
+        if not members:
+            continue
+        fig.add_scatter(
+            x=[nodes[i].step for i in members], y=[y[i] for i in members], mode="markers+text",
+            name=status, text=[label(nodes[i].piece) for i in members], textposition="middle right",
+            textfont=dict(size=11, color="#333" if status != "pruned" else "#999"),
+            marker=dict(color=COLORS[status], size=9 if status != "pruned" else 6,
+                        symbol="diamond" if status == "finished" else "circle",
+                        line=dict(width=1.5, color=[COLORS["best"] if i in best else "white" for i in members])),
+            customdata=[[label(nodes[i].piece), nodes[i].logprob, status] for i in members],
+            hovertemplate="step %{x}: %{customdata[0]}<br>cumulative log-prob %{customdata[1]:.3f}"
+                          "<br>%{customdata[2]}<extra></extra>")
+    steps = max(node.step for node in nodes)
+    leaves = max(y) + 1
+    fig.update_xaxes(title=dict(text="decoding step"), tickmode="array", tickvals=list(range(steps + 1)),
+                     range=[-0.5, steps + 1.2], showgrid=False, zeroline=False)
+    fig.update_yaxes(visible=False, range=[leaves, -1])
+    return _layout(fig, f"Beam search tree ({len(nodes)} nodes)", int(min(2400, max(380, 110 + 17 * leaves))),
+                   legend=dict(orientation="h", y=-0.08, x=0))
+
+
+# ---------------------------------------------------------------------- fine-tuning
+def loss_figure(train_points: Sequence[tuple[float, float]], heldout_points: Sequence[tuple[float, float]],
+                title: str = "Loss while fine-tuning") -> go.Figure:
+    """Training loss (every few updates) and held-out loss (every epoch) against the update step."""
+    fig = go.Figure()
+    finite = [(x, v) for x, v in train_points if v is not None and math.isfinite(v)]
+    held = [(x, v) for x, v in heldout_points if v is not None and math.isfinite(v)]
+    if not finite and not held:
+        return empty_figure("The loss curve appears once training starts.", height=300)
+    if finite:
+        fig.add_scatter(x=[x for x, _ in finite], y=[v for _, v in finite], mode="lines+markers",
+                        name="training loss", line=dict(color=COLORS["train"]))
+    if held:
+        fig.add_scatter(x=[x for x, _ in held], y=[v for _, v in held], mode="lines+markers",
+                        name="held-out loss", line=dict(color=COLORS["heldout"], dash="dash"))
+    fig.update_xaxes(title=dict(text="update step"), rangemode="tozero")
+    fig.update_yaxes(title=dict(text="cross-entropy (nats / token)"))
+    return _layout(fig, title, 320, legend=dict(orientation="h", y=-0.25, x=0))

@@ -1,0 +1,151 @@
+import json
+
+import numpy as np
+
+import pytest
+import torch
+
+from s2s import search
+from s2s.api import DecodeOptions, Translator
+
+SENTENCES = ["A man rides a bike.", "Two dogs play in the snow.", "A woman is singing on a stage.",
+             "A little girl climbing into a wooden playhouse."]
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint) -> Translator:
+    return Translator.load(tiny_checkpoint, device="cpu")
+
+
+def test_step_by_step_equals_greedy(translator):
+    for text in SENTENCES:
+        greedy = translator.translate(text)
+        state = translator.stepper_start(text)
+        while not state.done:
+            state = translator.stepper_advance(state)
+        stepped = translator.stepper_trace(state)
+        assert stepped.target_pieces == greedy.target_pieces
+        np.testing.assert_allclose(stepped.attention, greedy.attention, atol=1e-6)
+
+
+def test_beam_width_one_equals_greedy(translator):
+    for text in SENTENCES:
+        greedy = translator.translate(text)
+        beam = translator.translate(text, DecodeOptions(method="beam", beam_size=1, length_penalty=0.0))
+        assert beam.target_pieces == greedy.target_pieces
+        assert beam.logprob == pytest.approx(greedy.logprob, abs=1e-4)
+
+
+@pytest.mark.parametrize("options", [DecodeOptions(), DecodeOptions(method="beam", beam_size=4)],
+                         ids=["greedy", "beam4"])
+def test_batched_translation_equals_one_at_a_time(translator, options):
+    texts = SENTENCES + ["", "A dog.", SENTENCES[0]]
+    batched = translator.translate_batch(texts, options, batch_size=3)
+    single = [translator.translate(t, options, record_tree=False).translation for t in texts]
+    assert batched == single
+    assert batched[4] == ""
+
+
+def test_beam_nbest_is_sorted_and_finds_at_least_greedy_score(translator):
+    for text in SENTENCES:
+        greedy = translator.translate(text)
+        beam = translator.translate(text, DecodeOptions(method="beam", beam_size=5, nbest=3, length_penalty=0.0))
+        scores = [h.score for h in beam.nbest]
+        assert scores == sorted(scores, reverse=True) and len(scores) == 3
+        assert beam.logprob >= greedy.logprob - 1e-4
+
+
+def test_beam_tree_is_consistent(translator):
+    trace = translator.translate(SENTENCES[1], DecodeOptions(method="beam", beam_size=3))
+    tree = trace.beam_tree
+    assert tree[0].parent == -1
+    assert {n.status for n in tree} <= {"kept", "pruned", "finished"}
+    for node in tree[1:]:
+        parent = tree[node.parent]
+        assert parent.step == node.step - 1 and parent.status == "kept"
+    assert any(n.status == "finished" for n in tree)
+    assert sum(n.status == "kept" for n in tree if n.step == 1) <= 3
+
+
+def test_forced_prefix_keeps_the_prefix(translator):
+    prefix_pieces = translator.translate(SENTENCES[2]).target_pieces[:2]
+    prefix = [translator.piece_id(p) for p in prefix_pieces]
+    trace = translator.translate(SENTENCES[0], prefix=prefix)
+    assert trace.target_pieces[:2] == prefix_pieces
+    assert trace.target_pieces[-1] == "</s>"
+
+
+def test_forcing_a_candidate_changes_the_continuation(translator):
+    state = translator.stepper_start(SENTENCES[0])
+    state = translator.stepper_advance(state)
+    trace = translator.stepper_trace(state, extra_step=True)
+    second_choice = trace.top_k[-1][1]
+    forced = translator.stepper_run(translator.stepper_advance(state, second_choice.piece))
+    free = translator.stepper_run(state)
+    assert forced.target_ids[1] == second_choice.id
+    assert forced.forced[:2] == [False, True]
+    assert forced.target_ids != free.target_ids
+    back = translator.stepper_back(translator.stepper_back(forced))
+    assert back.target_ids == forced.target_ids[:-2] and not back.done
+
+
+def test_forcing_a_word_outside_the_vocabulary_forces_its_pieces(translator):
+    state = translator.stepper_advance(translator.stepper_start(SENTENCES[0]), "Zyzzyvaxx")
+    assert translator.target.decode(state.target_ids) == "Zyzzyvaxx"
+    assert all(state.forced) and len(state.target_ids) > 1
+    with pytest.raises(ValueError, match="not a piece of the target vocabulary"):
+        translator.piece_id("Zyzzyvaxx")
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        translator.stepper_advance(state, 10**6)
+    with pytest.raises(ValueError, match="type a word"):
+        translator.stepper_advance(state, "  ")
+
+
+def test_sampling_is_reproducible_with_a_seed_and_respects_top_k(translator):
+    opts = DecodeOptions(method="sample", temperature=1.5, seed=7)
+    a = translator.translate(SENTENCES[0], opts)
+    b = translator.translate(SENTENCES[0], DecodeOptions(method="sample", temperature=1.5, seed=7))
+    assert a.target_pieces == b.target_pieces
+    top1 = translator.translate(SENTENCES[0], DecodeOptions(method="sample", top_k_sampling=1, seed=3))
+    assert top1.target_pieces == translator.translate(SENTENCES[0]).target_pieces  # top-1 sampling is greedy
+
+
+def test_top_p_keeps_the_nucleus():
+    choose = search.sampling_chooser(top_p=0.5, seed=0)
+    log_probs = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))
+    assert {int(choose(log_probs)) for _ in range(50)} == {0}
+
+
+def test_trace_is_json_serialisable_and_complete(translator):
+    trace = translator.translate(SENTENCES[2], DecodeOptions(method="beam", beam_size=3, nbest=2))
+    data = json.loads(trace.to_json())
+    assert len(data["attention"]) == len(trace.target_pieces)
+    assert all(len(row) == len(trace.source_pieces) for row in data["attention"])
+    assert all(abs(sum(row) - 1) < 1e-5 for row in data["attention"])
+    assert len(data["top_k"]) == len(trace.target_pieces) and len(data["top_k"][0]) == 5
+    assert trace.source_pieces[-1] == "</s>"
+    assert len(data["nbest"]) == 2
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "🚲🚲 ✨", "שלום עולם", "null\x00byte \x07bell", "\u202eRTL override",
+                                  "x" * 5000])
+def test_any_unicode_input_translates_without_error(translator, text):
+    trace = translator.translate(text)
+    assert isinstance(trace.translation, str)
+    if not text.strip():
+        assert trace.translation == "" and trace.target_pieces == []
+
+
+def test_very_long_input_is_truncated_with_a_notice(translator):
+    trace = translator.translate(" ".join(["A man rides a bike."] * 200))
+    assert "truncated" in trace.notice
+    assert len(trace.source_pieces) == translator.config.max_src_tokens
+
+
+def test_invalid_options_are_clear_errors(translator):
+    with pytest.raises(ValueError, match="beam width"):
+        translator.translate("A dog.", DecodeOptions(method="beam", beam_size=0))
+    with pytest.raises(ValueError, match="temperature"):
+        translator.translate("A dog.", DecodeOptions(method="sample", temperature=0))
+    with pytest.raises(ValueError, match="greedy, beam or sample"):
+        translator.translate("A dog.", DecodeOptions(method="viterbi"))

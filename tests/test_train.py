@@ -1,0 +1,78 @@
+import threading
+
+import pytest
+
+from s2s.api import Translator
+from s2s.checkpoint import load_checkpoint
+from s2s.model import Seq2Seq
+from s2s.train import Recipe, fine_tune, train_from_recipe, encode_pairs
+from tiny import TOY, overfit, tiny_config, tiny_tokenizers, toy_pairs
+
+TINY_MODEL = dict(emb_size=32, encoder_hidden_size=32, hidden_size=32, attentional_size=32, dropout=0.1)
+
+
+def tiny_recipe(**kw) -> Recipe:
+    fields = dict(name="tiny", corpus="pairs", data_path=str(TOY), n_val=6, n_test=6, src_vocab_size=400,
+                  tgt_vocab_size=400, model=TINY_MODEL, batch_tokens=300, lr=5e-3, max_steps=30, eval_every=15,
+                  patience=0, threads=1, half=False, seed=3)
+    fields.update(kw)
+    return Recipe(**fields)
+
+
+def test_tiny_recipe_improves_validation_loss(tmp_path):
+    events = []
+    out = train_from_recipe(tiny_recipe(), events.append, output=tmp_path / "m", device="cpu")
+    evals = [e for e in events if e.kind == "eval"]
+    assert len(evals) == 2 and evals[-1].val_loss < evals[0].val_loss
+    assert [e.kind for e in events][-1] == "done"
+    assert all(e.tokens_per_s > 0 for e in events if e.kind == "step")
+    assert Translator.load(out, device="cpu").translate("A man rides a bike.").translation
+
+
+def test_resume_continues_from_the_saved_step(tmp_path):
+    train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
+    events = []
+    train_from_recipe(tiny_recipe(max_steps=20, eval_every=10), events.append, resume=True,
+                      output=tmp_path / "m", device="cpu")
+    steps = [e.step for e in events if e.kind == "step"]
+    assert steps[0] > 10 and steps[-1] == 20
+    with pytest.raises(FileNotFoundError, match="nothing to resume"):
+        train_from_recipe(tiny_recipe(), resume=True, output=tmp_path / "other", device="cpu")
+
+
+def test_cancel_stops_within_one_batch_and_leaves_a_usable_checkpoint(tmp_path):
+    cancel = threading.Event()
+    events = []
+
+    def on_progress(p):
+        events.append(p)
+        if p.kind == "step" and p.step >= 10:
+            cancel.set()
+
+    train_from_recipe(tiny_recipe(max_steps=1000, eval_every=0, max_epochs=100), on_progress, cancel,
+                      output=tmp_path / "m", device="cpu")
+    assert events[-1].kind == "done" and events[-1].message == "cancelled" and events[-1].step == 10
+    model, _, _ = load_checkpoint(tmp_path / "m.resume")
+    assert isinstance(model, Seq2Seq)
+
+
+def test_a_tiny_model_overfits_twenty_pairs_exactly():
+    pairs = toy_pairs()[:20]
+    source, target = tiny_tokenizers()
+    model = Seq2Seq(tiny_config(source, target))
+    overfit(model, encode_pairs(pairs, source, target, 256), steps=300)
+    translator = Translator(model, source, target)
+    assert [translator.translate(s).translation for s, _ in pairs] == [t for _, t in pairs]
+
+
+def test_fine_tune_trains_a_copy_and_reports_progress(tiny_checkpoint):
+    base = Translator.load(tiny_checkpoint, device="cpu")
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    pairs = toy_pairs()
+    events = []
+    tuned, state = fine_tune(base, pairs[20:40], pairs[40:45], epochs=2, lr=5e-3, callback=events.append)
+    assert state.epoch == 2
+    assert all((before[k] == v).all() for k, v in base.model.state_dict().items())  # base untouched
+    assert any((before[k] != v).any() for k, v in tuned.model.state_dict().items())
+    evals = [e for e in events if e.kind == "eval"]
+    assert len(evals) == 2 and evals[-1].val_loss == evals[-1].val_loss  # not NaN
