@@ -127,12 +127,29 @@ class Seq2Seq(nn.Module, PyTorchModelHubMixin, library_name="s2s",
         x = self.dropout(self.embed(y_prev)).unsqueeze(1)  # (B, 1, E)
         if state.feed is not None:
             x = torch.cat([x, state.feed.unsqueeze(1)], dim=-1)  # (B, 1, E + A)
-        rnn_state = state.h if state.c is None else (state.h, state.c)
-        out, new = self.rnn(x, rnn_state)  # out (B, 1, H)
-        h, c = new if isinstance(new, tuple) else (new, None)
-        logits, h_tilde, alpha = self.readout(out, memory)
+        h, c = self._rnn_cell(x[:, 0], state.h, state.c)  # (L, B, H) each
+        logits, h_tilde, alpha = self.readout(h[-1].unsqueeze(1), memory)
         feed = h_tilde[:, 0] if state.feed is not None else None
         return logits[:, 0], DecoderState(h, c, feed), alpha[:, 0]
+
+    def _rnn_cell(self, x: Tensor, h: Tensor, c: Tensor | None) -> tuple[Tensor, Tensor | None]:
+        """One time step of self.rnn, layer by layer, with the same weights as the fused call.
+
+        nn.LSTM on a single step pays a large fixed cost per call on CPU (~10x the arithmetic); the cell
+        functions do the same math without it. x (B, I), h and c (L, B, H) -> new h, c (L, B, H).
+        """
+        hs, cs = [], []
+        for layer in range(self.config.num_layers):
+            weights = [getattr(self.rnn, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+            if c is None:
+                h_l = torch.gru_cell(x, h[layer], *weights)
+            else:
+                h_l, c_l = torch.lstm_cell(x, (h[layer], c[layer]), *weights)
+                cs.append(c_l)
+            hs.append(h_l)
+            # between stacked layers nn.LSTM applies dropout while training; do the same
+            x = F.dropout(h_l, self.rnn.dropout, self.training) if layer + 1 < self.config.num_layers else h_l
+        return torch.stack(hs), torch.stack(cs) if cs else None
 
     def step(self, y_prev: Tensor, state: DecoderState, memory: Memory) -> tuple[Tensor, DecoderState, Tensor]:
         """The one way a decoder moves: y_prev (B,) -> (log p(yₜ) (B, V), next state, αₜ (B, S)). Pure."""

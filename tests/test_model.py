@@ -15,9 +15,10 @@ def tiny(**kw) -> Seq2Seq:
 
 VARIANTS = [dict(attention=a, input_feeding=f, rnn=r, encoder_hidden_size=4 if a == "dot" else 8)
             for a in ("general", "dot", "additive") for f in (False, True) for r in ("lstm", "gru")]
+VARIANTS += [dict(num_layers=2, rnn="lstm", input_feeding=True), dict(num_layers=2, rnn="gru")]
 
 
-@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['attention']}-{v['rnn']}-feed{int(v['input_feeding'])}")
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(f"{k}={w}" for k, w in v.items()))
 def test_teacher_forced_forward_equals_stepwise_step(variant):
     model = tiny(**variant)
     src = torch.tensor([[5, 6, 7, 3], [5, 6, 3, 0]])
