@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -93,9 +92,15 @@ def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, test_pairs, update_card_metrics
 
     translator = load_translator(args.model, args.device)
+    recipe = None
+    training_file = Path(args.model) / "training.json"
+    if training_file.is_file():  # the split a model was trained with decides what its test set is
+        from .train import Recipe
+        saved = json.loads(training_file.read_text(encoding="utf-8")).get("recipe")
+        recipe = Recipe(**saved) if saved else None
     results = {}
     for test in args.test:
-        sources, refs = test_pairs(test, translator, args.data)
+        sources, refs = test_pairs(test, translator, args.data, recipe)
         for beam in args.beam:
             options = (DecodeOptions(method="beam", beam_size=beam, length_penalty=args.length_penalty)
                        if beam > 1 else DecodeOptions())
@@ -116,8 +121,9 @@ def cmd_evaluate(args) -> int:
 def cmd_push(args) -> int:
     from .hub import push
 
-    token = args.token or os.environ.get("HF_TOKEN")
-    url = push(args.model, args.repo_id, token=token, private=args.private)
+    # The token defaults to HF_TOKEN or the saved `hf auth login` token inside push; it is never printed.
+    url = push(args.model, args.repo_id, token=args.token, private=args.private, commit_message=args.message,
+               base_model=args.base_model)
     print(url)
     return 0
 
@@ -172,7 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="checkpoint folder")
     p.add_argument("repo_id")
     p.add_argument("--token", help="default: $HF_TOKEN")
-    p.add_argument("--private", action="store_true")
+    p.add_argument("--private", action="store_true", help="create the repo private (a new repo only)")
+    p.add_argument("--message", help="commit message")
+    p.add_argument("--base-model", help="Hub repo id this checkpoint was fine-tuned from (default: training.json)")
     p.set_defaults(func=cmd_push)
     return parser
 

@@ -21,8 +21,9 @@ def test_pairs(test: str, translator: Translator, data_dir: str | None = None,
     if test in MULTI30K_TESTS:
         pairs = data_mod.read_multi30k(data_dir or "../shared/data/multi30k", test, cfg.src_lang, cfg.tgt_lang)
     elif test.startswith("tatoeba-"):
-        r = recipe or Recipe(corpus="tatoeba")
-        path = data_dir or "../shared/data/tatoeba/eng-fra.tsv.gz"
+        r = recipe if recipe is not None and recipe.corpus == "tatoeba" else Recipe(corpus="tatoeba")
+        path = data_dir or (r.data_path if r.data_path.endswith((".tsv", ".gz")) else
+                            "../shared/data/tatoeba/eng-fra.tsv.gz")
         splits = data_mod.split_by_source(data_mod.read_tatoeba(path), r.n_val, r.n_test, r.split_seed)
         pairs = splits[test.split("-", 1)[1]]
     else:
