@@ -34,6 +34,9 @@ def _metrics_table(metrics: dict) -> str:
 
 def model_card(config: Config, training: dict | None = None, metrics: dict | None = None,
                repo_id: str | None = None, base_model: str | None = None, fine_tune: dict | None = None) -> str:
+    """README.md text: YAML metadata (library_name, languages, tags, license, datasets, base_model, metrics and
+    model-index with the scores) and a page saying what the model is, how it was trained, how well it does
+    and how to use it."""
     training = training or {}
     recipe = training.get("recipe", {})
     corpus = recipe.get("corpus", "")
@@ -45,7 +48,8 @@ def model_card(config: Config, training: dict | None = None, metrics: dict | Non
         license="cc-by-4.0" if corpus == "multi30k" else "cc-by-2.0" if corpus == "tatoeba" else "apache-2.0",
         tags=["translation", "seq2seq", config.rnn, "attention", f"{config.src_lang}-{config.tgt_lang}"],
         datasets=[dataset["hub_id"]] if dataset else None,
-        base_model=base_model,
+        # The Hub links base_model to that repo's page; a local path or bundled name is only named in the text.
+        base_model=base_model if base_model and _is_repo_id(base_model) else None,
         metrics=["bleu", "chrf"] if metrics else None,
     )
     if metrics:
@@ -69,8 +73,14 @@ def model_card(config: Config, training: dict | None = None, metrics: dict | Non
             + (", tied target embeddings" if config.tie_embeddings else ""))
     how = ""
     if fine_tune:
-        how = (f"Fine-tuned in the s2s app from `{base_model}` on {fine_tune.get('pairs', '?')} user sentence pairs "
-               f"for {fine_tune.get('epochs', '?')} epochs (learning rate {fine_tune.get('lr', '?')}).\n")
+        source = f"from `{base_model}` " if base_model else ""
+        how = (f"Fine-tuned in the s2s app {source}on {fine_tune.get('pairs', '?')} user sentence pairs "
+               f"for {fine_tune.get('epochs', '?')} epochs (learning rate {fine_tune.get('lr', '?')}).")
+        if fine_tune.get("bleu_before") is not None and fine_tune.get("bleu_after") is not None:
+            how += (f" On {fine_tune.get('heldout', '?')} held-out pairs, greedy BLEU went from "
+                    f"{fine_tune['bleu_before']:.1f} to {fine_tune['bleu_after']:.1f}.")
+        how += (" The base model's training data and its attribution are described on the base model's card; "
+                "the user pairs are not published.\n")
     elif recipe:
         how = (f"Trained from scratch with `s2s train --config configs/{recipe.get('name', 'model')}.toml` "
                f"on {training.get('hardware', 'CPU')}: {state.get('step', 0)} updates, {state.get('epoch', 0)} "
@@ -119,6 +129,41 @@ Files: `config.json` (architecture), `model.safetensors` (weights), `source.mode
         data["model-index"] = [dict(name=str(card_data.model_name), results=model_index)]
         card = ModelCard("---\n" + _yaml(data) + "---\n" + body)
     return str(card)
+
+
+def _is_repo_id(name: str) -> bool:
+    from .hub import HubError, parse_repo_id  # hub imports this module; import on use
+
+    try:
+        return parse_repo_id(name) == name
+    except HubError:
+        return False
+
+
+def validate_card(text: str, config: Config) -> ModelCard:
+    """Parse a card with huggingface_hub and check the metadata the Hub and s2s rely on; ValueError if wrong."""
+    try:
+        card = ModelCard(text)  # parses the YAML front matter and its model-index (eval results)
+    except Exception as err:  # huggingface_hub raises ValueError/YAMLError/KeyError for malformed metadata
+        raise ValueError(f"model card metadata does not parse: {err}") from None
+    data = card.data.to_dict()
+    problems = []
+    if data.get("library_name") != "s2s":
+        problems.append(f"library_name is {data.get('library_name')!r}, not 's2s'")
+    languages = data.get("language") or []
+    for code in (config.src_lang, config.tgt_lang):
+        if code not in languages:
+            problems.append(f"language {code!r} is missing")
+    if "translation" not in (data.get("tags") or []):
+        problems.append("tag 'translation' is missing")
+    if not data.get("license"):
+        problems.append("license is missing")
+    base_model = data.get("base_model")
+    if base_model is not None and not (isinstance(base_model, str) and _is_repo_id(base_model)):
+        problems.append(f"base_model {base_model!r} is not a Hub repo id")
+    if problems:
+        raise ValueError("; ".join(problems))
+    return card
 
 
 def _yaml(data: dict) -> str:
