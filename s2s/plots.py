@@ -34,6 +34,11 @@ COLORS = dict(normal="#4c78a8", omission="#e45756", repetition="#f58518", specia
               kept="#4c78a8", pruned="#c7c7c7", finished="#54a24b", best="#e45756", train="#4c78a8",
               heldout="#f58518", forced="#e45756")
 FONT = dict(family="Inter, 'DejaVu Sans', Arial, sans-serif", size=13)
+# A small template instead of "plotly_white": every figure carries its template, and the app sends figures as JSON.
+TEMPLATE = go.layout.Template(layout=dict(
+    paper_bgcolor="white", plot_bgcolor="white", hoverlabel=dict(align="left"),
+    xaxis=dict(gridcolor="#ececec", linecolor="#cccccc", zerolinecolor="#cccccc", automargin=True),
+    yaxis=dict(gridcolor="#ececec", linecolor="#cccccc", zerolinecolor="#cccccc", automargin=True)))
 
 
 def label(piece: str) -> str:
@@ -43,7 +48,7 @@ def label(piece: str) -> str:
 
 def _layout(fig: go.Figure, title: str, height: int, **extra) -> go.Figure:
     fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
-                      margin=dict(l=10, r=10, t=48, b=10), font=FONT, template="plotly_white", **extra)
+                      margin=dict(l=10, r=10, t=48, b=10), font=FONT, template=TEMPLATE, **extra)
     return fig
 
 
@@ -191,7 +196,7 @@ def coverage_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
         positions = [i for i, item in enumerate(items) if item.flag == flag]
         if not positions:
             continue
-        fig.add_bar(x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag],
+        fig.add_bar(x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag], width=0.8,
                     marker_color=COLORS[flag], text=[f"{items[i].total:.2f}" for i in positions],
                     textposition="outside", customdata=[label(labels[i]) for i in positions],
                     hovertemplate="%{customdata}<br>Σₜ αₜᵢ = %{y:.3f}<extra></extra>")
@@ -295,7 +300,7 @@ def beam_tree_figure(trace: Trace) -> go.Figure:
                 xs += [nodes[node.parent].step, node.step, None]
                 ys += [y[node.parent], y[i], None]
         fig.add_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=on_best and bool(xs),
-                        name="best hypothesis",
+                        name="best hypothesis" if on_best else "expansions",
                         line=dict(color=COLORS["best"] if on_best else "#d0d0d0", width=3 if on_best else 1))
     for status in ("kept", "finished", "pruned"):
         members = [i for i, node in enumerate(nodes) if node.status == status]
@@ -322,8 +327,11 @@ def beam_tree_figure(trace: Trace) -> go.Figure:
 
 # ---------------------------------------------------------------------- fine-tuning
 def loss_figure(train_points: Sequence[tuple[float, float]], heldout_points: Sequence[tuple[float, float]],
-                title: str = "Loss while fine-tuning") -> go.Figure:
-    """Training loss (every few updates) and held-out loss (every epoch) against the update step."""
+                title: str = "Loss while fine-tuning",
+                train_name: str = "training loss (with label smoothing 0.1)") -> go.Figure:
+    """Training loss (every few updates) and held-out loss (before training, then every epoch) by update step.
+
+    The training loss includes label smoothing, so it sits above a held-out loss measured without it."""
     fig = go.Figure()
     finite = [(x, v) for x, v in train_points if v is not None and math.isfinite(v)]
     held = [(x, v) for x, v in heldout_points if v is not None and math.isfinite(v)]
@@ -331,7 +339,7 @@ def loss_figure(train_points: Sequence[tuple[float, float]], heldout_points: Seq
         return empty_figure("The loss curve appears once training starts.", height=300)
     if finite:
         fig.add_scatter(x=[x for x, _ in finite], y=[v for _, v in finite], mode="lines+markers",
-                        name="training loss", line=dict(color=COLORS["train"]))
+                        name=train_name, line=dict(color=COLORS["train"]))
     if held:
         fig.add_scatter(x=[x for x, _ in held], y=[v for _, v in held], mode="lines+markers",
                         name="held-out loss", line=dict(color=COLORS["heldout"], dash="dash"))

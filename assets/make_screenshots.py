@@ -1,0 +1,171 @@
+"""Screenshots of every tab for the README, taken from the real app in a real browser.
+
+    .venv/bin/python assets/make_screenshots.py [--checkpoints DIR] [--out assets/screenshots]
+
+Runs `python app.py` on a free port with the bundled models (checkpoints/, or --checkpoints), drives
+Debian's Chromium with Playwright (translate, step by step with a forced word, the beam tree, a short
+fine-tuning run, the model card) and writes PNGs. Before the bundled models exist, it falls back to a
+copy of the in-progress runs/en-de-multi30k/model (copied to a temp folder; runs/ is never touched).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+MULTI30K_VAL = ROOT.parent / "shared" / "data" / "multi30k"
+TRANSLATE_SENTENCE = "Two young dogs are playing in the snow."
+STEP_SENTENCE = "A little girl in a pink dress is climbing the stairs."
+
+
+def model_folder(requested: str | None, scratch: Path) -> Path:
+    """A folder of checkpoint folders holding an en-de model."""
+    if requested:
+        return Path(requested)
+    bundled = ROOT / "checkpoints"
+    if (bundled / "en-de-multi30k" / "config.json").is_file():
+        return bundled
+    in_progress = ROOT / "runs" / "en-de-multi30k" / "model"
+    if not (in_progress / "config.json").is_file():
+        sys.exit("no model: pass --checkpoints DIR (a folder of checkpoint folders)")
+    shutil.copytree(in_progress, scratch / "en-de-multi30k")  # a snapshot: the trainer replaces it from time to time
+    return scratch
+
+
+def fine_tune_pairs(count: int = 200) -> str:
+    """The first validation pairs of Multi30k (validation, never test), or the toy pairs of the tests."""
+    en, de = MULTI30K_VAL / "val.en.gz", MULTI30K_VAL / "val.de.gz"
+    if en.is_file() and de.is_file():
+        with gzip.open(en, "rt", encoding="utf-8") as f_en, gzip.open(de, "rt", encoding="utf-8") as f_de:
+            pairs = list(zip(f_en.read().splitlines(), f_de.read().splitlines()))[:count]
+    else:
+        pairs = [tuple(line.split("\t")) for line in
+                 (ROOT / "tests" / "data" / "toy_en_de.tsv").read_text(encoding="utf-8").splitlines()]
+    return "\n".join(f"{s}\t{t}" for s, t in pairs)
+
+
+def start_app(checkpoints: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, S2S_CHECKPOINTS=str(checkpoints), GRADIO_SERVER_PORT=str(port),
+               GRADIO_SERVER_NAME="127.0.0.1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    env.setdefault("S2S_THREADS", "1")  # this machine's CPU is shared with training runs
+    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env,
+                               stdout=log_path.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return process, url
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                sys.exit(f"app.py did not start; see {log_path}")
+            time.sleep(0.5)
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    os.killpg(process.pid, signal.SIGTERM)  # the process group started above
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+def take_screenshots(url: str, out: Path) -> list[Path]:
+    from playwright.sync_api import sync_playwright
+
+    shots = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US",
+                                   device_scale_factor=1).new_page()
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        page.locator("#source textarea").wait_for()
+
+        def shot(name: str, element: str | None = None) -> None:
+            path = out / name
+            page.wait_for_timeout(800)  # let plotly finish its transitions
+            (page.locator(element).screenshot(path=str(path)) if element else
+             page.screenshot(path=str(path), full_page=True))
+            shots.append(path)
+
+        # Translate
+        page.locator("#source textarea").fill(TRANSLATE_SENTENCE)
+        page.locator("#translate-btn").click()
+        page.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 3")
+        shot("translate.png")
+
+        # Step by step: three steps, then force the second candidate
+        page.get_by_role("tab", name="Step by step").click()
+        page.locator("#step-source textarea").fill(STEP_SENTENCE)
+        page.locator("#step-start").click()
+        status = page.locator("#step-status")
+        status.get_by_text("Step 0").wait_for()
+        for step in (1, 2, 3):
+            page.locator("#step-next").click()
+            status.get_by_text(f"Step {step}").wait_for()
+        page.locator("#step-pick label").nth(1).click()
+        status.get_by_text("forced by you").wait_for()
+        shot("step.png")
+
+        # The beam tree of the same sentence
+        page.get_by_text("Beam search tree", exact=True).click()
+        page.get_by_role("button", name="Draw the beam tree for this sentence").click()
+        page.wait_for_function("document.querySelectorAll('#step-beam-tree g.scatterlayer g.trace').length > 1")
+        shot("beam_tree.png", "#step-beam-tree")
+
+        # Fine-tune on 200 pairs for 3 epochs
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.locator("#ft-pairs textarea").fill(fine_tune_pairs())
+        page.locator("#ft-start").click()
+        page.locator("#ft-status").get_by_text("New model").wait_for(timeout=600_000)
+        page.locator("#ft-pairs textarea").evaluate("el => el.scrollTop = 0")
+        shot("fine_tune.png")
+
+        # Model card of the bundled model
+        page.get_by_role("tab", name="Model").click()
+        page.locator("#model-picker input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#model-card h1").first.wait_for()
+        shot("model.png")
+        browser.close()
+    return shots
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", help="folder of checkpoint folders (default: checkpoints/)")
+    parser.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="s2s-screenshots-") as scratch:
+        checkpoints = model_folder(args.checkpoints, Path(scratch))
+        process, url = start_app(checkpoints, Path(scratch) / "app.log")
+        try:
+            for path in take_screenshots(url, out):
+                print(path)
+        finally:
+            stop_app(process)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,372 @@
+"""s2s.service: every function the app calls, on a tiny checkpoint, including the error messages."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sys
+import types
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from s2s import plots, service
+from s2s.api import Translator
+
+MODEL = "tiny-en-de"
+SENTENCE = "A woman sits at a dark bar."
+
+
+@pytest.fixture(autouse=True)
+def checkpoints(tiny_checkpoint, monkeypatch) -> Path:
+    """Point the app's model folder at the tiny checkpoint (its parent folder holds only it)."""
+    monkeypatch.setenv("S2S_CHECKPOINTS", str(tiny_checkpoint.parent))
+    monkeypatch.delenv("S2S_MODELS", raising=False)
+    return tiny_checkpoint.parent
+
+
+@pytest.fixture
+def session():
+    data = service.new_session()
+    yield data
+    service.close_session(data)
+
+
+def tsv(pairs) -> str:
+    return "\n".join(f"{s}\t{t}" for s, t in pairs)
+
+
+# ---------------------------------------------------------------------- models
+def test_bundled_models_are_checkpoint_folders(checkpoints, tmp_path, monkeypatch):
+    assert service.bundled_models() == [MODEL]
+    (tmp_path / "not-a-model").mkdir()
+    shutil.copytree(checkpoints / MODEL, tmp_path / "copy")
+    monkeypatch.setenv("S2S_CHECKPOINTS", str(tmp_path))
+    assert service.bundled_models() == ["copy"]
+    monkeypatch.setenv("S2S_CHECKPOINTS", str(tmp_path / "missing"))
+    assert service.bundled_models() == []
+
+
+def test_model_overview(session):
+    info = service.model_overview(MODEL, session)
+    assert "English → German" in info["summary"]
+    assert info["config"]["src_lang"] == "en" and info["config"]["tgt_lang"] == "de"
+    assert info["examples"] and all(isinstance(e, str) for e in info["examples"])  # en-de examples
+    assert "no model card" in info["card"]
+    with pytest.raises(service.UserError, match="Unknown model"):
+        service.model_overview("no-such-model", session)
+    with pytest.raises(service.UserError, match="No model is selected"):
+        service.model_overview("", session)
+
+
+# ---------------------------------------------------------------------- translation
+def test_translate_greedy_returns_translation_trace_and_figures(session):
+    result = service.translate(MODEL, SENTENCE, session=session)
+    assert result["translation"] and result["nbest"][0][1] == result["translation"]
+    trace = result["trace"]
+    assert trace["source_pieces"][-1] == "</s>" and len(trace["attention"]) == len(trace["target_pieces"])
+    json.dumps(trace)  # plain data
+    assert list(result["heatmap"].layout.xaxis.ticktext) == [plots.label(p) for p in trace["source_pieces"]]
+    assert "Possible omissions" in result["coverage_notes"]
+    assert result["beam_tree"].layout.annotations  # greedy: no tree, a message
+
+
+def test_translate_beam_nbest_and_sampling_with_seed(session):
+    beam = service.translate(MODEL, SENTENCE, "beam", 3, 1.0, 2, session=session)
+    assert len(beam["nbest"]) == 2 and beam["trace"]["beam_tree"]
+    assert len(beam["beam_tree"].data) > 2
+    first = service.translate(MODEL, SENTENCE, "sample", temperature=1.5, top_k=10, top_p=0.9, seed=7, session=session)
+    again = service.translate(MODEL, SENTENCE, "sample", temperature=1.5, top_k=10, top_p=0.9, seed=7, session=session)
+    assert first["translation"] == again["translation"]
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(method="beam", beam_size=2, nbest=5), "N-best must be between 1 and the beam width"),
+    (dict(method="sample", temperature=0), "Temperature must be between"),
+    (dict(method="sample", top_p=0), "Top-p must be between"),
+    (dict(method="sample", seed="abc"), "Seed must be a number"),
+    (dict(method="beam", beam_size=0), "Beam width must be between 1 and 64"),
+    (dict(method="nonsense"), "Decoding must be greedy, beam or sample"),
+    (dict(method="greedy", length_penalty=float("nan")), "finite"),
+])
+def test_invalid_decoding_options_are_clear_errors(session, options, message):
+    with pytest.raises(service.UserError, match=message):
+        service.translate(MODEL, SENTENCE, session=session, **options)
+
+
+def test_bad_text_and_unknown_model(session):
+    for text in ("", "   ", None):
+        with pytest.raises(service.UserError, match="Type a sentence"):
+            service.translate(MODEL, text, session=session)
+    with pytest.raises(service.UserError, match="limit is 2,000"):
+        service.translate(MODEL, "word " * 1000, session=session)
+    with pytest.raises(service.UserError, match="Unknown model"):
+        service.translate("missing", SENTENCE, session=session)
+
+
+def test_attention_views_merge_and_bad_traces(session):
+    trace = service.translate(MODEL, SENTENCE, session=session)["trace"]
+    merged = service.attention_views(trace, merge_words=True)
+    words = list(merged["heatmap"].layout.xaxis.ticktext)
+    assert len(words) < len(trace["source_pieces"]) and words[-1] == "&lt;/s&gt;"
+    assert service.attention_views(json.dumps(trace))["heatmap"].data  # JSON text works too
+    for bad in (None, {}, "not json", {"source": "x"}):
+        with pytest.raises(service.UserError):
+            service.attention_views(bad)
+
+
+def test_export_writes_csv_json_html_and_reports_png(session, monkeypatch):
+    trace = service.translate(MODEL, SENTENCE, session=session)["trace"]
+    monkeypatch.setattr(service, "_png_bytes", lambda figure: (_ for _ in ()).throw(RuntimeError("no Chrome")))
+    result = service.export_trace(trace, False, session)
+    names = [Path(p).name for p in result["files"]]
+    assert names == ["attention.csv", "trace.json", "attention.html"]
+    assert "PNG export is not available" in result["message"] and "no Chrome" in result["message"]
+    rows = list(csv.reader(io.StringIO(Path(result["files"][0]).read_text(encoding="utf-8"))))
+    assert rows[0][1:] == trace["source_pieces"] and rows[0][-1] == "</s>"  # literal pieces in the CSV
+    assert [r[0] for r in rows[1:]] == trace["target_pieces"]
+    assert json.loads(Path(result["files"][1]).read_text(encoding="utf-8"))["attention"] == trace["attention"]
+    assert "plotly" in Path(result["files"][2]).read_text(encoding="utf-8")[:5000].lower()
+    assert not list(Path(result["files"][0]).parent.glob(".*.tmp"))  # atomic: no leftovers
+    with pytest.raises(service.UserError):
+        service.export_trace(None, False, session)
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs /usr/bin/chromium")
+def test_export_png_with_kaleido(session):
+    trace = service.translate(MODEL, "A woman.", session=session)["trace"]
+    result = service.export_trace(trace, True, session)
+    png = [p for p in result["files"] if p.endswith(".png")]
+    assert png and Path(png[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", result["message"]
+
+
+def test_beam_tree(session):
+    result = service.beam_tree(MODEL, SENTENCE, 3, 1.0, session)
+    assert result["translation"] and result["figure"].data
+    with pytest.raises(service.UserError):
+        service.beam_tree(MODEL, "", 3, 1.0, session)
+
+
+# ---------------------------------------------------------------------- step by step
+def test_stepper_next_force_back_run_reset(session):
+    view = service.step_start(MODEL, SENTENCE, session)
+    assert view["state"]["target_ids"] == [] and view["choices"] and view["prefix"] == []
+    greedy = view["continuation"]
+    view = service.step_next(service.step_next(view["state"], session)["state"], session)
+    assert len(view["state"]["target_ids"]) == 2 and not any(view["state"]["forced"])
+    assert view["continuation"] == greedy  # following the model changes nothing
+    assert len(view["heatmap"].layout.yaxis.ticktext) == 2  # the heatmap grows row by row
+    second_best = view["choices"][1][1]
+    forced = service.step_force(view["state"], second_best, session, exact=True)
+    assert forced["state"]["forced"] == [False, False, True]
+    assert forced["prefix"][-1] == (second_best + " ", "forced")
+    assert forced["continuation"] != greedy  # what if: a different word, a different continuation
+    back = service.step_back(forced["state"], session)
+    assert back["state"]["target_ids"] == view["state"]["target_ids"]
+    done = service.step_run(forced["state"], session)
+    assert done["state"]["done"] and done["state"]["forced"][2] and done["continuation"] == done["text"]
+    assert done["choices"] == []
+    assert service.step_reset(done["state"], session)["state"]["target_ids"] == []
+    with pytest.raises(service.UserError, match="finished"):
+        service.step_force(done["state"], "Hund", session)
+
+
+def test_forcing_typed_words_and_pieces(session):
+    start = service.step_start(MODEL, SENTENCE, session)["state"]
+    word = service.step_force(start, "Hund", session)
+    assert word["prefix"][0][0].strip() in ("▁Hund", "Hund") or len(word["prefix"]) > 1
+    several = service.step_force(start, "zwei große Hunde", session)
+    assert len(several["state"]["target_ids"]) >= 3 and all(several["state"]["forced"])
+    stop = service.step_force(start, "</s>", session)
+    assert stop["state"]["done"] and stop["text"] == ""
+    for bad, message in (("", "Type a piece"), ("<s>", "cannot be forced"), ("x" * 300, "too long")):
+        with pytest.raises(service.UserError, match=message):
+            service.step_force(start, bad, session)
+    with pytest.raises(service.UserError, match="not a piece"):
+        service.step_force(start, "no-such-piece-xyz", session, exact=True)
+
+
+def test_stepper_state_errors(session):
+    with pytest.raises(service.UserError, match="press Start"):
+        service.step_next(None, session)
+    state = service.step_start(MODEL, SENTENCE, session)["state"]
+    with pytest.raises(service.UserError, match="damaged"):
+        service.step_next({**state, "target_ids": "x"}, session)
+    with pytest.raises(service.UserError, match="does not fit"):
+        service.step_next({**state, "target_ids": [10**6], "forced": [False]}, session)
+    with pytest.raises(service.UserError):
+        service.step_start(MODEL, "", session)
+
+
+# ---------------------------------------------------------------------- fine-tuning
+def run_fine_tune(*args, **kwargs) -> list[dict]:
+    return list(service.fine_tune(*args, **kwargs))
+
+
+def test_fine_tune_adds_a_private_model_and_leaves_the_base_alone(session, pairs):
+    base = service.get_translator(MODEL)
+    before = {k: v.clone() for k, v in base.model.state_dict().items()}
+    updates = run_fine_tune(MODEL, tsv(pairs[20:40]), None, 1, 1e-3, session)
+    assert updates[0]["progress"] == 0.0 and updates[-1]["progress"] == 1.0
+    assert any(u.get("table") for u in updates[:2])  # base translations of the held-out pairs come first
+    final = updates[-1]
+    name = final["selected"]
+    assert name == f"{MODEL}-ft1" and final["choices"] == [MODEL, name]
+    assert "base" in final["bleu"] and len(final["table"][0]) == 4
+    assert final["loss"].data  # training (and held-out) loss curve
+    with zipfile.ZipFile(final["zip"]) as archive:
+        files = set(archive.namelist())
+    assert {f"{name}/config.json", f"{name}/model.safetensors", f"{name}/README.md"} <= files
+    for key, tensor in base.model.state_dict().items():
+        assert torch.equal(tensor, before[key]), key  # the shared base model is untouched
+    assert service.translate(name, SENTENCE, session=session)["translation"] is not None
+    other = service.new_session()
+    assert name not in service.model_choices(other)  # another browser session never sees it
+    with pytest.raises(service.UserError, match="Unknown model"):
+        service.translate(name, SENTENCE, session=other)
+    assert "fine-tuned in this browser session" in service.model_overview(name, session)["summary"]
+
+
+def test_a_session_holds_a_limited_number_of_models(session, monkeypatch):
+    monkeypatch.setattr(service, "MAX_SESSION_MODELS", 1)
+    session["models"]["mine"] = {"translator": service.get_translator(MODEL), "folder": None}
+    with pytest.raises(service.UserError, match="Reload the page"):
+        run_fine_tune(MODEL, "a\tb\nc\td", None, 1, 1e-3, session)
+    with pytest.raises(service.UserError, match="Reload the page"):
+        service.load_from_hub("someone/other", None, session)
+
+
+def test_pairs_marked_test_are_held_out(pairs):
+    rows = service.parse_pair_text("\n".join(f"{s}\t{t}\t{'test' if i < 3 else ''}"
+                                             for i, (s, t) in enumerate(pairs[:12])))
+    train, heldout, note = service.split_pairs(rows)
+    assert len(heldout) == 3 and len(train) == 9 and "marked 'test'" in note
+    train, heldout, _ = service.split_pairs([(s, t, False) for s, t in pairs[:30]])
+    assert len(heldout) == 3 and len(train) == 27
+    csv_rows = service.parse_pair_text('source,target\n"Hello, you",Hallo du\nA dog,Ein Hund,test\n')
+    assert csv_rows == [("Hello, you", "Hallo du", False), ("A dog", "Ein Hund", True)]
+
+
+def test_fine_tune_reads_uploaded_files(session, pairs, tmp_path):
+    source, target = tmp_path / "train.en", tmp_path / "train.de"
+    source.write_text("\n".join(s for s, _ in pairs[:10]), encoding="utf-8")
+    target.write_text("\n".join(t for _, t in pairs[:10]), encoding="utf-8")
+    rows, origin = service.read_training_pairs("", [str(source), str(target)])
+    assert len(rows) == 10 and "train.en + train.de" in origin
+    table = tmp_path / "pairs.tsv"
+    table.write_text(tsv(pairs[:5]), encoding="utf-8")
+    rows, _ = service.read_training_pairs(tsv(pairs[5:7]), [str(table)])
+    assert len(rows) == 7
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: [d / "a.bin"], "binary"),
+    (lambda d: [d / "latin1.tsv"], "not UTF-8"),
+    (lambda d: [d / "a.en", d / "short.de"], "line-aligned"),
+    (lambda d: [d / "a.en", d / "a.en", d / "a.en"], "Upload one TSV/CSV file"),
+    (lambda d: [d / "big.tsv"], "limit is 10 MB"),
+    (lambda d: [d / "three.tsv"], "found 4 columns"),
+])
+def test_garbage_files_are_clear_errors(tmp_path, make, message):
+    (tmp_path / "a.bin").write_bytes(b"\x00\x01\x02binary")
+    (tmp_path / "latin1.tsv").write_bytes("caf\xe9\tKaffee\n".encode("latin-1"))
+    (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
+    (tmp_path / "short.de").write_text("eins\n", encoding="utf-8")
+    (tmp_path / "big.tsv").write_bytes(b"a\tb\n" * (3 * 1024 * 1024))
+    (tmp_path / "three.tsv").write_text("a\tb\tc\td\n", encoding="utf-8")
+    with pytest.raises(service.UserError, match=message):
+        service.read_training_pairs("", [str(p) for p in make(tmp_path)])
+
+
+@pytest.mark.parametrize("text, epochs, lr, message", [
+    ("", 1, 1e-3, "No sentence pairs"),
+    ("just one column", 1, 1e-3, "expected two columns"),
+    ("a\tb", 1, 1e-3, "At least 2 pairs"),
+    ("a\tb\nc\td", 0, 1e-3, "Epochs must be between 1 and 20"),
+    ("a\tb\nc\td", 21, 1e-3, "Epochs must be between 1 and 20"),
+    ("a\tb\nc\td", 1, 1.0, "Learning rate must be between"),
+    ("a\tb\tmaybe\nc\td", 1, 1e-3, "third column must be 'test'"),
+    ("a\tb\ttest\nc\td\ttest", 1, 1e-3, "Both the training and the held-out part"),
+])
+def test_fine_tune_input_errors(session, text, epochs, lr, message):
+    with pytest.raises(service.UserError, match=message):
+        run_fine_tune(MODEL, text, None, epochs, lr, session)
+    assert service.model_choices(session) == [MODEL]
+
+
+def test_fine_tune_pair_limit(session):
+    text = "\n".join(f"s{i}\tt{i}" for i in range(service.MAX_PAIRS + 1))
+    with pytest.raises(service.UserError, match="limit is 5,000"):
+        run_fine_tune(MODEL, text, None, 1, 1e-3, session)
+
+
+def test_cancelled_fine_tune_adds_no_model(session, pairs):
+    token = service.new_cancel_token()
+    assert "Cancelling" in service.cancel_fine_tune(token)
+    updates = run_fine_tune(MODEL, tsv(pairs[:20]), None, 1, 1e-3, session, token)
+    assert "Cancelled" in updates[-1]["status"] and "selected" not in updates[-1]
+    assert service.model_choices(session) == [MODEL]
+    assert service.cancel_fine_tune(None) == "Nothing is running."
+
+
+# ---------------------------------------------------------------------- the Hub (s2s.hub replaced by a local fake)
+def fake_hub(monkeypatch, tiny_checkpoint, load_error: Exception | None = None, push_error: Exception | None = None):
+    calls = {}
+
+    def load(spec, revision=None, token=None, device="auto"):
+        calls["load"] = (spec, revision)
+        if load_error:
+            raise load_error
+        return Translator.load(tiny_checkpoint, device="cpu", name="whatever")
+
+    def push(folder, repo_id, token=None, private=False):
+        calls["push"] = (folder, repo_id, token, private)
+        if push_error:
+            raise push_error
+        return f"https://huggingface.co/{repo_id}"
+
+    module = types.ModuleType("s2s.hub")
+    module.load, module.push, module.models_from_env = load, push, lambda: []
+    monkeypatch.setitem(sys.modules, "s2s.hub", module)
+    return calls
+
+
+def test_load_from_hub_adds_the_model_to_this_session_only(session, tiny_checkpoint, monkeypatch):
+    calls = fake_hub(monkeypatch, tiny_checkpoint)
+    result = service.load_from_hub("https://huggingface.co/someone/s2s-tiny", "v1", session)
+    assert calls["load"] == ("someone/s2s-tiny", "v1")
+    assert result["selected"] == "someone/s2s-tiny@v1" and result["selected"] in result["choices"]
+    assert service.translate(result["selected"], SENTENCE, session=session)["translation"] is not None
+    assert result["selected"] not in service.model_choices(service.new_session())
+
+
+def test_load_from_hub_errors(session, tiny_checkpoint, monkeypatch):
+    for bad in ("", "not a repo id", "../../etc/passwd", "/abs/path"):
+        with pytest.raises(service.UserError, match="Hub repository id"):
+            service.load_from_hub(bad, None, session)
+    fake_hub(monkeypatch, tiny_checkpoint, load_error=ValueError("someone/missing was not found on the Hub"))
+    with pytest.raises(service.UserError, match="not found on the Hub"):
+        service.load_from_hub("someone/missing", None, session)
+    monkeypatch.setitem(sys.modules, "s2s.hub", None)  # importing it fails
+    with pytest.raises(service.UserError, match="Hub support is not available"):
+        service.load_from_hub("someone/missing", None, session)
+    assert service.model_choices(session) == [MODEL]
+
+
+def test_push_to_hub_uses_the_token_once_and_hides_it_in_errors(session, tiny_checkpoint, monkeypatch):
+    calls = fake_hub(monkeypatch, tiny_checkpoint)
+    message = service.push_to_hub(MODEL, "me/s2s-test", "hf_secret", True, session)
+    assert "https://huggingface.co/me/s2s-test" in message
+    assert calls["push"] == (str(tiny_checkpoint), "me/s2s-test", "hf_secret", True)
+    assert "hf_secret" not in json.dumps({k: v for k, v in session.items() if k != "models"})
+    with pytest.raises(service.UserError, match="access token"):
+        service.push_to_hub(MODEL, "me/s2s-test", "", True, session)
+    with pytest.raises(service.UserError, match="repository id"):
+        service.push_to_hub(MODEL, "no repo", "hf_secret", True, session)
+    fake_hub(monkeypatch, tiny_checkpoint, push_error=RuntimeError("401 for token hf_secret"))
+    with pytest.raises(service.UserError) as err:
+        service.push_to_hub(MODEL, "me/s2s-test", "hf_secret", True, session)
+    assert "hf_secret" not in str(err.value) and "***" in str(err.value)
