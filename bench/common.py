@@ -54,6 +54,17 @@ def peak_rss_mb(pid: int | str = "self") -> float | None:
     return None if kb is None else round(kb / 1024.0, 1)
 
 
+def seconds_since_process_start() -> float | None:
+    """Wall time since this process was started (from /proc: its start tick and the system uptime)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(fields[19])  # field 22 of stat; counted after the ")" that ends the command name
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import latency_summary, peak_rss_mb, read_lines, write_json  # noqa: E402
+from common import latency_summary, peak_rss_mb, read_lines, seconds_since_process_start, write_json  # noqa: E402
 
 
 def cmd_train(args) -> dict:
@@ -102,6 +102,8 @@ def cmd_decode(args) -> dict:
     result = dict(model_dir=str(model_dir), threads=torch.get_num_threads(), sentences=len(sources),
                   batch_size=args.batch_size, parameters=parameters,
                   max_output_length=cfg["testing"].get("max_output_length", -1), methods={})
+    translator.translate([sources[0]], beam_size=1)
+    result["process_start_to_first_translation_s"] = seconds_since_process_start()
     for options in methods.values():  # warm-up, as for ours
         for text in sources[:3]:
             translator.translate([text], **options)

@@ -19,7 +19,7 @@ import sacrebleu
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MULTI30K, latency_summary, peak_rss_mb, write_json  # noqa: E402
+from common import MULTI30K, latency_summary, peak_rss_mb, seconds_since_process_start, write_json  # noqa: E402
 
 from s2s import data as data_mod  # noqa: E402
 from s2s.api import DecodeOptions, Translator  # noqa: E402
@@ -56,6 +56,8 @@ def bench_decode(args) -> dict:
                   threads=torch.get_num_threads(), sentences=len(sources), test_set=args.test,
                   batch_size=args.batch_size, methods={})
     with autocast(translator.device, args.bf16):
+        translator.translate(sources[0], DecodeOptions(), record_tree=False)
+        result["process_start_to_first_translation_s"] = seconds_since_process_start()
         for options in decoding_methods(args.beam).values():  # warm-up: first calls allocate and pick kernels
             for text in sources[:3]:
                 translator.translate(text, options, record_tree=False)
