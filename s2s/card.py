@@ -87,7 +87,17 @@ def model_card(config: Config, training: dict | None = None, metrics: dict | Non
                f"epochs, {hours:.2f} h wall time, {tok_s:,.0f} target tokens/s on average (evaluation included). "
                f"Adam (lr {recipe.get('lr')}), batches of ~{recipe.get('batch_tokens')} target tokens, label "
                f"smoothing {recipe.get('label_smoothing')}, dropout {config.dropout}, best checkpoint by "
-               f"validation BLEU (greedy) {state.get('best_bleu', 0):.1f}.\n")
+               f"validation BLEU (greedy) {state.get('best_bleu', 0):.1f}.")
+        final = training.get("final")
+        if final:
+            how += (f" The run itself lasted {final['elapsed_s'] / 60:.0f} minutes ({final['step']} updates, "
+                    f"stopped by {final['stop_reason']}); this checkpoint is its best by validation BLEU.")
+        if recipe.get("corpus") in ("tatoeba", "pairs"):
+            how += (f" Data split by source sentence (seed {recipe.get('split_seed')}): {recipe.get('n_test')} test "
+                    f"and {recipe.get('n_val')} validation source sentences, each with all its translations as "
+                    f"references, so no test sentence was seen in training; {training.get('train_pairs', '?')} "
+                    "training pairs.")
+        how += "\n"
     body = f"""
 # {name}
 

@@ -62,6 +62,8 @@ def cmd_train(args) -> int:
         recipe.max_minutes = args.max_minutes
     if args.max_steps is not None:
         recipe.max_steps = args.max_steps
+    if args.threads is not None:
+        recipe.threads = args.threads
     bar = tqdm(unit="upd", dynamic_ncols=True, disable=args.quiet)
     log = open(args.log, "a", encoding="utf-8") if args.log else None
 
@@ -156,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
     tr.add_argument("--max-minutes", type=float)
     tr.add_argument("--max-steps", type=int)
+    tr.add_argument("--threads", type=int, help="CPU threads (default: the recipe's; 0 = all cores)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--log", help="append progress as JSON lines here")
     tr.add_argument("--quiet", action="store_true")

@@ -119,6 +119,16 @@ class TrainState:
     history: list = field(default_factory=list)  # eval records
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "CPU"
+
+
 def set_threads(threads: int = 0) -> None:
     torch.set_num_threads(threads if threads > 0 else max(1, os.cpu_count() or 1))
 
@@ -370,7 +380,8 @@ def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
     model = Seq2Seq(config)
     examples = encode_pairs(splits["train"], source, target, config.max_src_tokens)
     val_sources, val_refs = data_mod.group_references(splits["val"])
-    hardware = f"{torch.get_num_threads()} CPU threads" if device.type == "cpu" else torch.cuda.get_device_name()
+    hardware = (f"{cpu_name()} ({torch.get_num_threads()} threads)" if device.type == "cpu"
+                else torch.cuda.get_device_name())
 
     def save_best(trainer: Trainer) -> None:
         training = dict(recipe=asdict(recipe), data_report=report, hardware=hardware,
@@ -383,8 +394,34 @@ def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                       save_best, resume_dir)
     if resume and not trainer.load_resume():
         raise FileNotFoundError(f"nothing to resume in {resume_dir}")
-    trainer.run()
+    state = trainer.run()
+    if not trainer.cancel.is_set():
+        reason = ("the time limit" if recipe.max_minutes and state.elapsed_s >= recipe.max_minutes * 60 else
+                  "the update limit" if recipe.max_steps and state.step >= recipe.max_steps else
+                  "the epoch limit" if state.epoch >= recipe.max_epochs else "early stopping")
+        record_final(output, dict(step=state.step, epoch=state.epoch, elapsed_s=round(state.elapsed_s, 1),
+                                  stop_reason=reason, history=state.history))
     return output
+
+
+def record_final(folder: str | Path, final: dict) -> None:
+    """Add how the whole run ended to a checkpoint's training.json and model card (weights untouched)."""
+    from .card import write_training_card
+    from .checkpoint import CARD_FILE, TRAINING_FILE
+
+    folder = Path(folder)
+    path = folder / TRAINING_FILE
+    if not path.exists():
+        return
+    training = json.loads(path.read_text(encoding="utf-8"))
+    training["final"] = final
+    metrics_path = folder / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    card = write_training_card(Config.load(folder / "config.json"), training, metrics)
+    for name, text in ((TRAINING_FILE, json.dumps(training, indent=2) + "\n"), (CARD_FILE, card)):
+        tmp = folder / f".{name}.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / name)
 
 
 # ---------------------------------------------------------------------- fine-tuning in the app

@@ -1,3 +1,4 @@
+import json
 import threading
 
 import pytest
@@ -27,6 +28,10 @@ def test_tiny_recipe_improves_validation_loss(tmp_path):
     assert [e.kind for e in events][-1] == "done"
     assert all(e.tokens_per_s > 0 for e in events if e.kind == "step")
     assert Translator.load(out, device="cpu").translate("A man rides a bike.").translation
+    training = json.loads((out / "training.json").read_text())
+    assert training["final"]["stop_reason"] == "the update limit" and training["final"]["step"] == 30
+    card = (out / "README.md").read_text()
+    assert "stopped by the update limit" in card and "Data split by source sentence (seed 1234)" in card
 
 
 def test_resume_continues_from_the_saved_step(tmp_path):
