@@ -121,9 +121,10 @@ def group_references(pairs: Sequence[Pair]) -> tuple[list[str], list[list[str]]]
 
 
 # ---------------------------------------------------------------------- user files
-def _decode_bytes(data: bytes, name: str) -> str:
-    if len(data) > MAX_FILE_BYTES:
-        raise DataError(f"{name} is {len(data) / 1e6:.0f} MB; the limit is {MAX_FILE_BYTES // 1_000_000} MB")
+def decode_text(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> str:
+    """The bytes of an uploaded or read file as text; DataError for too big, binary or non-UTF-8 files."""
+    if len(data) > max_bytes:
+        raise DataError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {max_bytes // 1_000_000} MB")
     if b"\x00" in data[:8192]:
         raise DataError(f"{name} looks like a binary file, not text (it contains NUL bytes)")
     try:
@@ -170,14 +171,14 @@ def read_user_pairs(path: str | Path, second_path: str | Path | None = None, max
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path} not found")
-    text = _decode_bytes(path.read_bytes(), path.name)
+    text = decode_text(path.read_bytes(), path.name)
     if second_path is None:
         pairs, numbers = parse_pairs(text, path.name)
     else:
         second_path = Path(second_path)
         if not second_path.is_file():
             raise DataError(f"{second_path} not found")
-        other = _decode_bytes(second_path.read_bytes(), second_path.name)
+        other = decode_text(second_path.read_bytes(), second_path.name)
         src, tgt = text.splitlines(), other.splitlines()
         if len(src) != len(tgt):
             raise DataError(f"{path.name} has {len(src)} lines but {second_path.name} has {len(tgt)}; "

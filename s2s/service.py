@@ -42,6 +42,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from . import plots
 from .api import DecodeOptions, StepperState, Translator
+from .data import DataError, decode_text
 from .trace import Trace
 
 log = logging.getLogger("s2s.service")
@@ -594,15 +595,10 @@ TRAIN_MARKS = {"", "train", "training"}
 
 
 def _decode_upload(data: bytes, name: str) -> str:
-    if len(data) > MAX_FILE_BYTES:
-        raise UserError(f"{name} is {len(data) / 1e6:.1f} MB; the limit is {MAX_FILE_BYTES // 1_000_000} MB.")
-    if b"\x00" in data[:8192]:
-        raise UserError(f"{name} looks like a binary file, not text. Upload a TSV/CSV or plain text file.")
     try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[:err.start].count(b"\n") + 1
-        raise UserError(f"{name} is not UTF-8 text (bad byte on line {line}). Save it as UTF-8.") from None
+        return decode_text(data, name, MAX_FILE_BYTES)
+    except DataError as err:
+        raise UserError(f"{err}. Upload a UTF-8 TSV/CSV or plain text file.") from None
 
 
 def _role(mark: str, where: str) -> bool:
