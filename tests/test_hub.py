@@ -386,3 +386,18 @@ def test_cli_push_then_translate_by_repo_id(hub, tiny_checkpoint, tmp_path, loca
     for output in (pushed, translated, missing):
         assert OWNER_TOKEN not in output.stdout + output.stderr
     assert not [p for p in hf_home.rglob("*") if p.is_file() and OWNER_TOKEN.encode() in p.read_bytes()]
+
+
+def test_app_model_tab_loads_a_repo_id_from_the_hub(env, pushed, tmp_path, local_translations):
+    """The app's Model tab (service.load_from_hub) with the real s2s.hub against the local Hub."""
+    from s2s import service
+
+    env.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "app-cache"))
+    session = service.new_session()
+    result = service.load_from_hub(f"https://huggingface.co/{pushed}", None, session)
+    assert result["selected"] == pushed and pushed in result["choices"]
+    assert pushed not in service.model_choices(service.new_session())  # only this browser session sees it
+    translated = service.translate(pushed, SENTENCES[0], session=result["session"])
+    assert translated["translation"] == local_translations[0]
+    with pytest.raises(service.UserError, match="not found|does not exist"):
+        service.load_from_hub("user/no-such-model", None, session)
