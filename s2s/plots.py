@@ -46,20 +46,19 @@ def label(piece: str) -> str:
     return html.escape(str(piece), quote=False)
 
 
-def _layout(fig: go.Figure, title: str, height: int, **extra) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
-                      margin=dict(l=10, r=10, t=48, b=10), font=FONT, template=TEMPLATE, **extra)
-    return fig
+def _figure(traces: Sequence[dict], title: str, height: int, **layout) -> go.Figure:
+    """A whole figure in one constructor call: each fig.update_* / add_* call re-validates the figure and
+    costs milliseconds, which adds up to most of a translation's time in the app."""
+    return go.Figure(data=list(traces), layout=dict(
+        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
+        margin=dict(l=10, r=10, t=48, b=10), font=FONT, template=TEMPLATE, **layout))
 
 
 def empty_figure(message: str, height: int = 260) -> go.Figure:
     """A blank figure carrying a short message (before anything was translated, or on error)."""
-    fig = go.Figure()
-    fig.add_annotation(text=label(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font=dict(size=14, color="#666"))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, "", height)
+    note = dict(text=label(message), showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
+                font=dict(size=14, color="#666"))
+    return _figure([], "", height, annotations=[note], xaxis=dict(visible=False), yaxis=dict(visible=False))
 
 
 def _positional_axis(labels: Sequence[str], **extra) -> dict:
@@ -137,17 +136,18 @@ def attention_figure(trace: Trace, merge_words: bool = False, title: str | None 
     unit = "words" if view.merged else "pieces"
     hover = [[f"target: {label(tgt)}<br>source: {label(src)}" for src in view.source_labels]
              for tgt in view.target_labels]
-    fig = go.Figure(go.Heatmap(
-        z=view.matrix, x=list(range(len(view.source_labels))), y=list(range(len(view.target_labels))),
-        text=hover, hovertemplate="%{text}<br>α = %{z:.3f}<extra></extra>", zmin=0.0, zmax=1.0,
-        colorscale="Blues", colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1))
+    heatmap = dict(
+        type="heatmap", z=view.matrix, x=list(range(len(view.source_labels))),
+        y=list(range(len(view.target_labels))), text=hover, hovertemplate="%{text}<br>α = %{z:.3f}<extra></extra>",
+        zmin=0.0, zmax=1.0, colorscale="Blues", colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1)
     rows, cols = len(view.target_labels), len(view.source_labels)
-    fig.update_xaxes(_positional_axis(view.source_labels, side="top", tickangle=-45 if cols > 12 else 0,
-                                      title=dict(text=f"source {unit}")))
-    fig.update_yaxes(_positional_axis(view.target_labels, title=dict(text=f"target {unit}")))
-    fig.update_yaxes(range=[rows - 0.5, -0.5])  # reversed: the first target piece at the top
+    xaxis = _positional_axis(view.source_labels, side="top", tickangle=-45 if cols > 12 else 0,
+                             title=dict(text=f"source {unit}"))
+    yaxis = {**_positional_axis(view.target_labels, title=dict(text=f"target {unit}")),
+             "range": [rows - 0.5, -0.5]}  # reversed: the first target piece at the top
     height = int(min(1400, max(320, 150 + 30 * rows)))
-    return _layout(fig, title if title is not None else f"Attention αₜᵢ ({unit})", height)
+    return _figure([heatmap], title if title is not None else f"Attention αₜᵢ ({unit})", height,
+                   xaxis=xaxis, yaxis=yaxis)
 
 
 # ---------------------------------------------------------------------- coverage
@@ -191,20 +191,20 @@ def coverage_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
     if not items or not trace.attention:
         return empty_figure("Coverage appears after a translation.", height=220)
     labels = [item.word for item in items]
-    fig = go.Figure()
+    bars = []
     for flag in ("normal", "omission", "repetition", "special"):
         positions = [i for i, item in enumerate(items) if item.flag == flag]
         if not positions:
             continue
-        fig.add_bar(x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag], width=0.8,
+        bars.append(dict(type="bar", x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag], width=0.8,
                     marker_color=COLORS[flag], text=[f"{items[i].total:.2f}" for i in positions],
                     textposition="outside", customdata=[label(labels[i]) for i in positions],
-                    hovertemplate="%{customdata}<br>Σₜ αₜᵢ = %{y:.3f}<extra></extra>")
+                    hovertemplate="%{customdata}<br>Σₜ αₜᵢ = %{y:.3f}<extra></extra>"))
     top = max(REPETITION_ABOVE + 0.4, max(item.total for item in items) * 1.2)
-    # threshold lines as plain layout shapes: fig.add_hline costs ~20 ms each, most of a translation's time
+    # threshold lines as plain layout shapes (fig.add_hline re-lays out the figure: ~20 ms each)
     thresholds = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=value, y1=value,
                        line=dict(dash="dot", color="#888", width=1)) for value in (OMISSION_BELOW, REPETITION_ABOVE)]
-    return _layout(fig, "Coverage: attention each source " + ("word" if merge_words else "piece") + " received",
+    return _figure(bars, "Coverage: attention each source " + ("word" if merge_words else "piece") + " received",
                    320, barmode="overlay", legend=dict(orientation="h", y=-0.25, x=0), shapes=thresholds,
                    xaxis=_positional_axis(labels, tickangle=-45 if len(labels) > 12 else 0),
                    yaxis=dict(range=[0, top], title=dict(text="total attention")))
@@ -219,15 +219,14 @@ def candidates_figure(candidates: Sequence[Candidate], chosen_id: int | None = N
     labels = [c.piece for c in candidates]
     colors = [COLORS["forced"] if chosen_id is not None and c.id == chosen_id else COLORS["kept"]
               for c in candidates]
-    fig = go.Figure(go.Bar(
-        x=[c.prob for c in candidates], y=list(range(len(candidates))), orientation="h", marker_color=colors,
-        text=[f"{c.prob:.1%}" for c in candidates], textposition="outside",
+    bars = dict(
+        type="bar", x=[c.prob for c in candidates], y=list(range(len(candidates))), orientation="h",
+        marker=dict(color=colors), text=[f"{c.prob:.1%}" for c in candidates], textposition="outside",
         customdata=[[label(c.piece), c.id] for c in candidates],
-        hovertemplate="%{customdata[0]} (id %{customdata[1]})<br>p = %{x:.4f}<extra></extra>"))
-    fig.update_yaxes(_positional_axis(labels))
-    fig.update_yaxes(range=[len(labels) - 0.5, -0.5])
-    fig.update_xaxes(range=[0, 1.15], tickformat=".0%", title=dict(text="probability"))
-    return _layout(fig, title, 80 + 36 * len(candidates))
+        hovertemplate="%{customdata[0]} (id %{customdata[1]})<br>p = %{x:.4f}<extra></extra>")
+    return _figure([bars], title, 80 + 36 * len(candidates),
+                   yaxis={**_positional_axis(labels), "range": [len(labels) - 0.5, -0.5]},
+                   xaxis=dict(range=[0, 1.15], tickformat=".0%", title=dict(text="probability")))
 
 
 def source_attention_figure(source_pieces: Sequence[str], alpha: Sequence[float] | None,
@@ -235,12 +234,12 @@ def source_attention_figure(source_pieces: Sequence[str], alpha: Sequence[float]
     """Bars of αₜ over the source pieces for one step."""
     if not alpha or not source_pieces:
         return empty_figure("No step yet.", height=260)
-    fig = go.Figure(go.Bar(
-        x=list(range(len(source_pieces))), y=list(alpha), marker_color=COLORS["kept"],
-        customdata=[label(p) for p in source_pieces], hovertemplate="%{customdata}<br>α = %{y:.3f}<extra></extra>"))
-    fig.update_xaxes(_positional_axis(source_pieces, tickangle=-45 if len(source_pieces) > 12 else 0))
-    fig.update_yaxes(range=[0, 1.05], title=dict(text="α"))
-    return _layout(fig, title, 300)
+    bars = dict(type="bar", x=list(range(len(source_pieces))), y=list(alpha), marker=dict(color=COLORS["kept"]),
+                customdata=[label(p) for p in source_pieces],
+                hovertemplate="%{customdata}<br>α = %{y:.3f}<extra></extra>")
+    return _figure([bars], title, 300,
+                   xaxis=_positional_axis(source_pieces, tickangle=-45 if len(source_pieces) > 12 else 0),
+                   yaxis=dict(range=[0, 1.05], title=dict(text="α")))
 
 
 # ---------------------------------------------------------------------- beam tree
@@ -293,22 +292,22 @@ def beam_tree_figure(trace: Trace) -> go.Figure:
         return empty_figure("The beam tree appears after a beam search translation.", height=240)
     y = _tree_layout(nodes)
     best = _best_path(nodes, trace.nbest[0].pieces if trace.nbest else trace.target_pieces)
-    fig = go.Figure()
+    traces = []
     for on_best in (False, True):
         xs, ys = [], []
         for i, node in enumerate(nodes):
             if node.parent >= 0 and ((i in best and node.parent in best) == on_best):
                 xs += [nodes[node.parent].step, node.step, None]
                 ys += [y[node.parent], y[i], None]
-        fig.add_scatter(x=xs, y=ys, mode="lines", hoverinfo="skip", showlegend=on_best and bool(xs),
-                        name="best hypothesis" if on_best else "expansions",
-                        line=dict(color=COLORS["best"] if on_best else "#d0d0d0", width=3 if on_best else 1))
+        traces.append(dict(type="scatter", x=xs, y=ys, mode="lines", hoverinfo="skip",
+                           showlegend=on_best and bool(xs), name="best hypothesis" if on_best else "expansions",
+                           line=dict(color=COLORS["best"] if on_best else "#d0d0d0", width=3 if on_best else 1)))
     for status in ("kept", "finished", "pruned"):
         members = [i for i, node in enumerate(nodes) if node.status == status]
         if not members:
             continue
-        fig.add_scatter(
-            x=[nodes[i].step for i in members], y=[y[i] for i in members], mode="markers+text",
+        traces.append(dict(
+            type="scatter", x=[nodes[i].step for i in members], y=[y[i] for i in members], mode="markers+text",
             name=status, text=[label(nodes[i].piece) for i in members], textposition="middle right",
             textfont=dict(size=11, color="#333" if status != "pruned" else "#999"),
             marker=dict(color=COLORS[status], size=9 if status != "pruned" else 6,
@@ -316,14 +315,13 @@ def beam_tree_figure(trace: Trace) -> go.Figure:
                         line=dict(width=1.5, color=[COLORS["best"] if i in best else "white" for i in members])),
             customdata=[[label(nodes[i].piece), nodes[i].logprob, status] for i in members],
             hovertemplate="step %{x}: %{customdata[0]}<br>cumulative log-prob %{customdata[1]:.3f}"
-                          "<br>%{customdata[2]}<extra></extra>")
+                          "<br>%{customdata[2]}<extra></extra>"))
     steps = max(node.step for node in nodes)
     leaves = max(y) + 1
-    fig.update_xaxes(title=dict(text="decoding step"), tickmode="array", tickvals=list(range(steps + 1)),
-                     range=[-0.5, steps + 1.2], showgrid=False, zeroline=False)
-    fig.update_yaxes(visible=False, range=[leaves, -1])
-    return _layout(fig, f"Beam search tree ({len(nodes)} nodes)", int(min(2400, max(380, 110 + 17 * leaves))),
-                   legend=dict(orientation="h", y=-0.08, x=0))
+    return _figure(traces, f"Beam search tree ({len(nodes)} nodes)", int(min(2400, max(380, 110 + 17 * leaves))),
+                   legend=dict(orientation="h", y=-0.08, x=0), yaxis=dict(visible=False, range=[leaves, -1]),
+                   xaxis=dict(title=dict(text="decoding step"), tickmode="array", tickvals=list(range(steps + 1)),
+                              range=[-0.5, steps + 1.2], showgrid=False, zeroline=False))
 
 
 # ---------------------------------------------------------------------- fine-tuning
@@ -333,17 +331,17 @@ def loss_figure(train_points: Sequence[tuple[float, float]], heldout_points: Seq
     """Training loss (every few updates) and held-out loss (before training, then every epoch) by update step.
 
     The training loss includes label smoothing, so it sits above a held-out loss measured without it."""
-    fig = go.Figure()
     finite = [(x, v) for x, v in train_points if v is not None and math.isfinite(v)]
     held = [(x, v) for x, v in heldout_points if v is not None and math.isfinite(v)]
     if not finite and not held:
         return empty_figure("The loss curve appears once training starts.", height=300)
+    traces = []
     if finite:
-        fig.add_scatter(x=[x for x, _ in finite], y=[v for _, v in finite], mode="lines+markers",
-                        name=train_name, line=dict(color=COLORS["train"]))
+        traces.append(dict(type="scatter", x=[x for x, _ in finite], y=[v for _, v in finite],
+                           mode="lines+markers", name=train_name, line=dict(color=COLORS["train"])))
     if held:
-        fig.add_scatter(x=[x for x, _ in held], y=[v for _, v in held], mode="lines+markers",
-                        name="held-out loss", line=dict(color=COLORS["heldout"], dash="dash"))
-    fig.update_xaxes(title=dict(text="update step"), rangemode="tozero")
-    fig.update_yaxes(title=dict(text="cross-entropy (nats / token)"))
-    return _layout(fig, title, 320, legend=dict(orientation="h", y=-0.25, x=0))
+        traces.append(dict(type="scatter", x=[x for x, _ in held], y=[v for _, v in held], mode="lines+markers",
+                           name="held-out loss", line=dict(color=COLORS["heldout"], dash="dash")))
+    return _figure(traces, title, 320, legend=dict(orientation="h", y=-0.25, x=0),
+                   xaxis=dict(title=dict(text="update step"), rangemode="tozero"),
+                   yaxis=dict(title=dict(text="cross-entropy (nats / token)")))
