@@ -88,8 +88,10 @@ def _friendly(fn):
 @_friendly
 def on_model_selected(model, session):
     info = service.model_overview(model, session)
+    # the length-penalty sliders start at the α tuned for this model on its validation data
     return (info["summary"], info["card"], info["config"],
-            gr.Dataset(samples=[[e] for e in info["examples"]]))
+            gr.Dataset(samples=[[e] for e in info["examples"]]),
+            gr.Slider(value=info["length_penalty"]), gr.Slider(value=info["length_penalty"]))
 
 
 @_friendly
@@ -229,7 +231,7 @@ def build_demo() -> gr.Blocks:
                                                "hypotheses; sample: draw at random")
                         with gr.Group(visible=False) as beam_controls:
                             beam_size = gr.Slider(1, 12, value=5, step=1, label="Beam width")
-                            length_penalty = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Length penalty α",
+                            length_penalty = gr.Slider(0.0, 3.0, value=1.0, step=0.1, label="Length penalty α",
                                                        info="score = log p / length^α (0: no normalisation)")
                             nbest = gr.Slider(1, 12, value=3, step=1, label="n-best", info="at most the beam width")
                         with gr.Group(visible=False) as sample_controls:
@@ -295,7 +297,7 @@ def build_demo() -> gr.Blocks:
                                 "finished with `</s>`; the red path is the best translation.", elem_classes="s2s-note")
                     with gr.Row():
                         tree_width = gr.Slider(1, 8, value=3, step=1, label="Beam width")
-                        tree_penalty = gr.Slider(0.0, 2.0, value=1.0, step=0.1, label="Length penalty α")
+                        tree_penalty = gr.Slider(0.0, 3.0, value=1.0, step=0.1, label="Length penalty α")
                         tree_btn = gr.Button("Draw the beam tree for this sentence")
                     tree_translation = gr.Textbox(label="Beam search translation", interactive=False)
                     tree_plot = gr.Plot(label="Beam tree", elem_id="step-beam-tree")
@@ -352,7 +354,7 @@ def build_demo() -> gr.Blocks:
                         config = gr.JSON(label="config.json")
 
         # ---------------------------------------------------------------- events
-        model_outputs = [summary, card, config, examples]
+        model_outputs = [summary, card, config, examples, length_penalty, tree_penalty]
         model.change(on_model_selected, [model, session], model_outputs, api_name="model_info")
         demo.load(on_model_selected, [model, session], model_outputs, api_name="model_info_on_load")
         examples.click(lambda sample: (sample[0], sample[0]), examples, [source, step_source], api_name="pick_example",

@@ -28,7 +28,7 @@ def pick_device(device: str = "auto") -> torch.device:
 class DecodeOptions:
     method: str = "greedy"  # greedy | beam | sample
     beam_size: int = 5
-    length_penalty: float = 1.0
+    length_penalty: float | None = None  # None: the model's own default (config.length_penalty)
     nbest: int = 1
     temperature: float = 1.0
     top_k_sampling: int = 0
@@ -45,6 +45,8 @@ class DecodeOptions:
             raise ValueError("n-best must be between 1 and the beam width")
         if self.temperature <= 0:
             raise ValueError("temperature must be positive")
+        if self.length_penalty is not None and not 0 <= self.length_penalty <= 5:
+            raise ValueError("length penalty must be between 0 and 5")
         if not 0 < self.top_p <= 1:
             raise ValueError("top-p must be in (0, 1]")
 
@@ -102,8 +104,9 @@ class Translator:
         memory, state, lengths = self._encode_batch(id_lists)
         max_len = search.max_target_length(lengths, ratio=options.max_ratio)
         if options.method == "beam" and not prefixes:
+            alpha = self.config.length_penalty if options.length_penalty is None else options.length_penalty
             return search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
-                                      alpha=options.length_penalty, nbest=int(options.nbest), top_k=top_k,
+                                      alpha=alpha, nbest=int(options.nbest), top_k=top_k,
                                       record_tree=record_tree)
         chooser = search.argmax_chooser
         if options.method == "sample":

@@ -36,6 +36,7 @@ class Config:
     src_lang: str = "en"
     tgt_lang: str = "de"
     max_src_tokens: int = 256  # longer inputs are truncated (with a notice) before encoding
+    length_penalty: float = 1.0  # beam search's default α for this model, tuned on validation data
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class Config:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.length_penalty <= 5.0:
+            raise ConfigError(f"length_penalty must be in [0, 5], got {self.length_penalty}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.attention == "dot" and self.memory_size != self.hidden_size:

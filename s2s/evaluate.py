@@ -47,7 +47,8 @@ def evaluate(translator: Translator, sources: list[str], references: list[list[s
     decoding = "greedy" if options.method == "greedy" else f"beam {options.beam_size}"
     return dict(bleu=bleu.score, chrf=chrf.score, decoding=decoding, sentences=len(sources),
                 signature=str(bleu_metric.get_signature()), chrf_signature=str(chrf_metric.get_signature()),
-                length_penalty=options.length_penalty if options.method == "beam" else None,
+                length_penalty=(translator.config.length_penalty if options.length_penalty is None
+                                else options.length_penalty) if options.method == "beam" else None,
                 seconds=round(seconds, 2), hypotheses=hyps)
 
 

@@ -257,7 +257,7 @@ def model_overview(name: str, session: dict | None = None) -> dict:
                 f"_The model card of this model is on the Hub: https://huggingface.co/{_md(repo)}_")
     return dict(name=name, summary=f"**{_md(name)}** ({origin}): {describe(translator)}",
                 card=card, config=translator.config.to_dict(),
-                examples=_examples_for(translator))
+                examples=_examples_for(translator), length_penalty=translator.config.length_penalty)
 
 
 def _code(text: str) -> str:
@@ -294,7 +294,7 @@ def _number(value: Any, name: str, cast: Callable = float, low: float | None = N
     return number
 
 
-def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: Any = 1.0, nbest: Any = 1,
+def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: Any = None, nbest: Any = 1,
                    temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0, seed: Any = None) -> DecodeOptions:
     """UI values -> validated DecodeOptions (clear messages for every bad value)."""
     method = (method or "greedy").strip().lower()
@@ -304,7 +304,7 @@ def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: A
         _number(seed, "Seed", int, 0, 2**31 - 1)
     options = DecodeOptions(
         method=method, beam_size=_number(beam_size, "Beam width", int, 1, 64),
-        length_penalty=_number(length_penalty, "Length penalty", float, 0.0, 5.0),
+        length_penalty=None if length_penalty is None else _number(length_penalty, "Length penalty", float, 0.0, 5.0),
         nbest=_number(nbest, "n-best", int, 1, 64) if method == "beam" else 1,
         temperature=_number(temperature, "Temperature", float, 0.01, 10.0),
         top_k_sampling=_number(top_k, "Top-k", int, 0, 100000), top_p=_number(top_p, "Top-p", float, 0.01, 1.0),
@@ -355,7 +355,7 @@ def attention_views(trace: dict | str | None, merge_words: bool = False) -> dict
 
 
 @_gpu()
-def translate(model: str, text: str, method: str = "greedy", beam_size: Any = 5, length_penalty: Any = 1.0,
+def translate(model: str, text: str, method: str = "greedy", beam_size: Any = 5, length_penalty: Any = None,
               nbest: Any = 1, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0, seed: Any = None,
               merge_words: bool = False, session: dict | None = None) -> dict:
     """Translate one sentence: translation, n-best rows, trace (dict), heatmap, coverage, beam tree, notice."""
@@ -432,7 +432,7 @@ def export_trace(trace: dict | str | None, merge_words: bool = False, session: d
 
 
 @_gpu()
-def beam_tree(model: str, text: str, beam_size: Any = 4, length_penalty: Any = 1.0,
+def beam_tree(model: str, text: str, beam_size: Any = 4, length_penalty: Any = None,
               session: dict | None = None) -> dict:
     """Beam search on one sentence with its search tree: {"figure", "translation"}."""
     text = _check_text(text)

@@ -149,3 +149,12 @@ def test_invalid_options_are_clear_errors(translator):
         translator.translate("A dog.", DecodeOptions(method="sample", temperature=0))
     with pytest.raises(ValueError, match="greedy, beam or sample"):
         translator.translate("A dog.", DecodeOptions(method="viterbi"))
+
+
+def test_default_length_penalty_is_the_models_own(translator, monkeypatch):
+    text = SENTENCES[3]
+    for alpha in (0.0, 3.0):
+        monkeypatch.setattr(translator.config, "length_penalty", alpha)
+        default = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=3))
+        explicit = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=3, length_penalty=alpha))
+        assert [h.score for h in default.nbest] == [h.score for h in explicit.nbest]
