@@ -858,8 +858,9 @@ def fine_tune(base_model: str, pairs_text: str | None = None, files: Sequence[An
                            "batch_tokens": batch_tokens}, "state": asdict(state), "fine_tune": fine_tune_info}
     card = model_card(tuned.config, training, base_model=base_model, fine_tune=fine_tune_info)
     from .checkpoint import save_checkpoint
+    # fp16 storage halves the download; loading restores fp32 (the bundled checkpoints are stored the same way)
     folder = save_checkpoint(_session_dir(session) / name, tuned.model, tuned.source, tuned.target, card=card,
-                             training=training)
+                             training=training, half=True)
     archive = _zip_folder(folder)
     session["models"][name] = dict(translator=tuned, folder=str(folder), zip=str(archive),
                                    origin=f"fine-tuned in this browser session from {base_model}")
