@@ -22,6 +22,12 @@ DATASETS = {
 }
 
 
+def _decoding_note(config: Config, training: dict) -> str:
+    note = (f"\nBeam search uses this model's length penalty α = {config.length_penalty:g} by default "
+            "(GNMT form ((5 + |Y|) / 6)^α)")
+    return note + (f": {training['decoding']}.\n" if training.get("decoding") else ".\n")
+
+
 def _metrics_table(metrics: dict) -> str:
     if not metrics:
         return "_Not evaluated yet: run `s2s evaluate` (see below)._\n"
@@ -117,7 +123,7 @@ h̃ₜ = tanh(W_c [aₜ; hₜ]).
 
 ## Results
 
-{_metrics_table(metrics or {})}
+{_metrics_table(metrics or {})}{_decoding_note(config, training)}
 ## Usage
 
 ```bash
