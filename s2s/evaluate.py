@@ -9,7 +9,7 @@ import sacrebleu
 
 from . import data as data_mod
 from .api import DecodeOptions, Translator
-from .train import Recipe, corpus_bleu
+from .train import Recipe, reference_streams
 
 MULTI30K_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "val")
 
@@ -37,13 +37,10 @@ def evaluate(translator: Translator, sources: list[str], references: list[list[s
     started = time.perf_counter()
     hyps = translator.translate_batch(sources, options, batch_size=batch_size)
     seconds = time.perf_counter() - started
-    bleu = corpus_bleu(hyps, references)
-    width = max(len(r) for r in references)
-    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-    chrf_metric = sacrebleu.CHRF()
+    streams = reference_streams(references)
+    bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
+    bleu = bleu_metric.corpus_score(hyps, streams)  # one scoring pass gives the score and its signature
     chrf = chrf_metric.corpus_score(hyps, streams)
-    bleu_metric = sacrebleu.BLEU()
-    bleu_metric.corpus_score(hyps, streams)
     decoding = "greedy" if options.method == "greedy" else f"beam {options.beam_size}"
     return dict(bleu=bleu.score, chrf=chrf.score, decoding=decoding, sentences=len(sources),
                 signature=str(bleu_metric.get_signature()), chrf_signature=str(chrf_metric.get_signature()),

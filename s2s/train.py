@@ -147,11 +147,15 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], source: Tokenizer, target: To
             for s, t in pairs]
 
 
+def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+    """Per-hypothesis reference lists -> sacreBLEU's streams (None where a sentence has fewer references)."""
+    width = max(len(r) for r in references)
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+
+
 def corpus_bleu(hypotheses: list[str], references: list[list[str]]) -> sacrebleu.metrics.bleu.BLEUScore:
     """references: per hypothesis a list of references (any number)."""
-    width = max(len(r) for r in references)
-    streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-    return sacrebleu.corpus_bleu(hypotheses, streams)
+    return sacrebleu.corpus_bleu(hypotheses, reference_streams(references))
 
 
 @torch.no_grad()
