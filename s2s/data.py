@@ -83,8 +83,8 @@ def read_multi30k(data_dir: str | Path, split: str, src_lang: str = "en", tgt_la
     return list(zip(src, tgt))
 
 
-def read_tatoeba(path: str | Path) -> list[Pair]:
-    """english<TAB>french[<TAB>attribution] lines, gzipped or not."""
+def read_tatoeba(path: str | Path, src_lang: str = "en") -> list[Pair]:
+    """english<TAB>other[<TAB>attribution] lines, gzipped or not; English is the source unless src_lang says not."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     pairs = []
@@ -92,7 +92,7 @@ def read_tatoeba(path: str | Path) -> list[Pair]:
         for line in f:
             cols = line.rstrip("\n").split("\t")
             if len(cols) >= 2:
-                pairs.append((cols[0], cols[1]))
+                pairs.append((cols[0], cols[1]) if src_lang == "en" else (cols[1], cols[0]))
     return pairs
 
 
@@ -110,6 +110,41 @@ def split_by_source(pairs: Sequence[Pair], n_val: int = 1000, n_test: int = 2000
         key = normalize(src)
         out["test" if key in test_set else "val" if key in val_set else "train"].append((src, tgt))
     return out
+
+
+def drop_duplicates(pairs: Sequence[Pair]) -> list[Pair]:
+    """Pairs in first-seen order, each (source, target) once after normalisation."""
+    seen, kept = set(), []
+    for src, tgt in pairs:
+        key = (normalize(src), normalize(tgt))
+        if key not in seen:
+            seen.add(key)
+            kept.append((src, tgt))
+    return kept
+
+
+def mixed_corpus(tatoeba_path: str | Path, multi30k_dir: str | Path, src_lang: str, tgt_lang: str,
+                 n_val: int = 1000, n_test: int = 2000, split_seed: int = 1234, multi30k_weight: int = 1
+                 ) -> dict[str, list[Pair]]:
+    """Tatoeba (everyday lines) + Multi30k (captions) for one direction.
+
+    Tatoeba is split by *source* sentence (English for en→xx, the other language for xx→en), so no test
+    source is seen in training. Multi30k keeps its own train/val. Training pairs are de-duplicated, pairs
+    whose source is any Tatoeba or Multi30k test/val source are removed, and Multi30k train is repeated
+    `multi30k_weight` times (the captions are a sixth of the pairs but most of the long sentences).
+    `val` mixes both corpora in a seeded order, so a prefix of it samples both.
+    """
+    tatoeba = split_by_source(read_tatoeba(tatoeba_path, src_lang), n_val, n_test, split_seed)
+    multi30k = {split: read_multi30k(multi30k_dir, split, src_lang, tgt_lang)
+                for split in ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")}
+    held_out = {normalize(src) for name in ("val", "test") for src, _ in tatoeba[name]}
+    held_out |= {normalize(src) for name, pairs in multi30k.items() if name != "train" for src, _ in pairs}
+    def unseen(pairs: Sequence[Pair]) -> list[Pair]:
+        return [(s, t) for s, t in drop_duplicates(pairs) if normalize(s) not in held_out]
+    train = unseen(tatoeba["train"]) + unseen(multi30k["train"]) * max(1, multi30k_weight)
+    val = tatoeba["val"] + multi30k["val"]
+    random.Random(split_seed).shuffle(val)
+    return {"train": train, "val": val, "test": tatoeba["test"]}
 
 
 def group_references(pairs: Sequence[Pair]) -> tuple[list[str], list[list[str]]]:

@@ -40,8 +40,10 @@ class Recipe:
     """Everything needed to reproduce a model from raw data. Read from configs/<name>.toml."""
 
     name: str = "model"
-    corpus: str = "multi30k"  # multi30k | tatoeba | pairs
-    data_path: str = "../shared/data/multi30k"  # a folder (multi30k) or a file (tatoeba, pairs)
+    corpus: str = "multi30k"  # multi30k | tatoeba | pairs | mixed (tatoeba + multi30k)
+    data_path: str = "../shared/data/multi30k"  # a folder (multi30k, mixed) or a file (tatoeba, pairs)
+    tatoeba_path: str = ""  # mixed: the Tatoeba TSV
+    multi30k_weight: int = 1  # mixed: how many times Multi30k train is repeated per epoch
     src_lang: str = "en"
     tgt_lang: str = "de"
     split_seed: int = 1234  # tatoeba/pairs: split by source sentence
@@ -340,15 +342,19 @@ def load_splits(recipe: Recipe) -> tuple[dict[str, list[tuple[str, str]]], dict]
     if recipe.corpus == "multi30k":
         splits = {name: data_mod.read_multi30k(recipe.data_path, name, recipe.src_lang, recipe.tgt_lang)
                   for name in ("train", "val")}
+    elif recipe.corpus == "mixed":
+        splits = data_mod.mixed_corpus(recipe.tatoeba_path, recipe.data_path, recipe.src_lang, recipe.tgt_lang,
+                                       recipe.n_val, recipe.n_test, recipe.split_seed, recipe.multi30k_weight)
+        splits.pop("test")
     elif recipe.corpus in ("tatoeba", "pairs"):
         if recipe.corpus == "tatoeba":
-            pairs = data_mod.read_tatoeba(recipe.data_path)
+            pairs = data_mod.read_tatoeba(recipe.data_path, recipe.src_lang)
         else:
             pairs, _ = data_mod.read_user_pairs(recipe.data_path, max_words=recipe.max_words)
         splits = data_mod.split_by_source(pairs, recipe.n_val, recipe.n_test, recipe.split_seed)
         splits.pop("test")  # held out: only `s2s evaluate` reads it
     else:
-        raise ValueError(f"unknown corpus {recipe.corpus!r} (multi30k, tatoeba, pairs)")
+        raise ValueError(f"unknown corpus {recipe.corpus!r} (multi30k, tatoeba, pairs, mixed)")
     report = {}
     for name in splits:
         splits[name], dropped = data_mod.clean_pairs(splits[name], recipe.max_words)
