@@ -13,16 +13,18 @@ never leaves a half-written checkpoint.
 from __future__ import annotations
 
 import json
-import os
+import math
 import shutil
-import tempfile
+import struct
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from .config import Config, ConfigError
+from .files import atomic_folder
 from .model import Seq2Seq
 from .tokenizer import Tokenizer
 
@@ -34,6 +36,11 @@ CARD_FILE = "README.md"
 TRAINING_FILE = "training.json"
 REQUIRED_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_TOKENIZER, TARGET_TOKENIZER)
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".ckpt")
+# What a checkpoint from anywhere may ask this loader for. The bundled models have ~7-10 million parameters.
+MAX_PARAMETERS = 100_000_000  # 400 MB in fp32
+MAX_TOKENIZER_BYTES = 20 * 1024 * 1024  # a 65k-piece SentencePiece model is ~1.5 MB
+MAX_HEADER_BYTES = 1024 * 1024  # the safetensors header (JSON: names, dtypes, shapes); ours is ~3 KB
+WEIGHT_DTYPES = ("F32", "F16", "BF16")
 
 
 class CheckpointError(ValueError):
@@ -44,38 +51,28 @@ def save_checkpoint(folder: str | Path, model: Seq2Seq, source_tokenizer: Tokeni
                     card: str | None = None, training: dict | None = None, half: bool = False) -> Path:
     """Write a checkpoint folder atomically. half=True stores fp16 weights (loading restores fp32)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model.config.save(tmp / CONFIG_FILE)
-        state = {k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
-                 for k, v in model.state_dict().items() if k != "W_s.weight" or not model.config.tie_embeddings}
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "s2s"})
-        source_tokenizer.save(tmp / SOURCE_TOKENIZER)
-        target_tokenizer.save(tmp / TARGET_TOKENIZER)
-        if card is not None:
-            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
-        elif (folder / CARD_FILE).exists():
-            shutil.copy2(folder / CARD_FILE, tmp / CARD_FILE)
-        if training is not None:
-            (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
-        elif (folder / TRAINING_FILE).exists():
-            shutil.copy2(folder / TRAINING_FILE, tmp / TRAINING_FILE)
-        os.chmod(tmp, 0o755)
-        for path in tmp.iterdir():
-            os.chmod(path, 0o644)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_folder(folder) as tmp:
+        write_checkpoint(tmp, model, source_tokenizer, target_tokenizer, card, training, half, keep_from=folder)
     return folder
+
+
+def write_checkpoint(folder: Path, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                     card: str | None = None, training: dict | None = None, half: bool = False,
+                     keep_from: Path | None = None) -> None:
+    """The checkpoint files into an existing (temporary) folder; a card or training record that is not
+    given is copied from `keep_from`, the folder being replaced."""
+    model.config.save(folder / CONFIG_FILE)
+    state = {k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
+             for k, v in model.state_dict().items() if k != "W_s.weight" or not model.config.tie_embeddings}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "library": "s2s"})
+    source_tokenizer.save(folder / SOURCE_TOKENIZER)
+    target_tokenizer.save(folder / TARGET_TOKENIZER)
+    texts = {CARD_FILE: card, TRAINING_FILE: None if training is None else json.dumps(training, indent=2) + "\n"}
+    for name, text in texts.items():
+        if text is not None:
+            (folder / name).write_text(text, encoding="utf-8")
+        elif keep_from is not None and (keep_from / name).exists():
+            shutil.copy2(keep_from / name, folder / name)
 
 
 def check_folder(folder: str | Path) -> Path:
@@ -93,12 +90,27 @@ def check_folder(folder: str | Path) -> Path:
 
 
 def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> tuple[Seq2Seq, Tokenizer, Tokenizer]:
-    """Load (model in eval mode, source tokenizer, target tokenizer); every weight must match."""
+    """Load (model in eval mode, source tokenizer, target tokenizer); every weight must match.
+
+    Nothing is built until the files agree: config.json within its caps, the parameter count within
+    MAX_PARAMETERS, and the safetensors header (names, shapes, dtypes) equal to what the config describes.
+    So a config.json asking for a huge model is refused in milliseconds, not after allocating gigabytes.
+    """
     folder = check_folder(folder)
     try:
         config = Config.load(folder / CONFIG_FILE)
     except ConfigError as err:
         raise CheckpointError(f"{folder / CONFIG_FILE}: {err}") from None
+    expected = expected_shapes(config)
+    n_parameters = sum(math.prod(shape) for shape in expected.values())
+    if n_parameters > MAX_PARAMETERS:
+        raise CheckpointError(f"{folder / CONFIG_FILE}: this model would have {n_parameters:,} parameters; "
+                              f"s2s loads at most {MAX_PARAMETERS:,}")
+    compare_shapes(expected, read_header(folder / WEIGHTS_FILE), str(folder))
+    for name in (SOURCE_TOKENIZER, TARGET_TOKENIZER):
+        if (folder / name).stat().st_size > MAX_TOKENIZER_BYTES:
+            raise CheckpointError(f"{folder / name} is larger than {MAX_TOKENIZER_BYTES // 2**20} MB; "
+                                  "a SentencePiece model is a few MB at most")
     try:
         source, target = Tokenizer.load(folder / SOURCE_TOKENIZER), Tokenizer.load(folder / TARGET_TOKENIZER)
     except (RuntimeError, OSError, ValueError) as err:
@@ -116,22 +128,72 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> t
     return model.to(device).eval(), source, target
 
 
-def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
-    """Strict load: name every missing, unexpected and mis-shaped tensor."""
-    expected = {k: v for k, v in model.state_dict().items()
-                if k != "W_s.weight" or not model.config.tie_embeddings}
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    misshaped = [f"{k} {tuple(weights[k].shape)} != {tuple(v.shape)}" for k, v in expected.items()
-                 if k in weights and weights[k].shape != v.shape]
+class _SkipInit(TorchFunctionMode):
+    """Turn torch.nn.init and in-place random fills into no-ops. Used only with the meta device: there they
+    have nothing to fill, yet torch's meta normal_ imports the compiler stack (~1.5 s) on first use."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" or getattr(func, "__name__", "") in ("normal_", "uniform_"):
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def expected_shapes(config: Config) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor model.safetensors must hold for this config, without allocating:
+    the model is built on the meta device (the tied output projection W_s.weight is not stored)."""
+    with torch.device("meta"), _SkipInit():
+        model = Seq2Seq(config)
+    return {k: tuple(v.shape) for k, v in model.state_dict().items() if k != "W_s.weight" or not config.tie_embeddings}
+
+
+def read_header(path: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> shape from the safetensors header alone (no tensor is read); every dtype must be a float type."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+        if len(prefix) < 8 or struct.unpack("<Q", prefix)[0] > MAX_HEADER_BYTES:
+            raise CheckpointError(f"{path} cannot be read: its safetensors header is missing or larger than "
+                                  f"{MAX_HEADER_BYTES // 2**20} MB")
+        shapes = {}
+        with safe_open(str(path), framework="pt") as f:
+            for name in f.keys():
+                tensor = f.get_slice(name)
+                if tensor.get_dtype() not in WEIGHT_DTYPES:
+                    raise CheckpointError(f"{path}: weight {name[:100]} has dtype {tensor.get_dtype()}; "
+                                          f"s2s loads {', '.join(WEIGHT_DTYPES)} weights")
+                shapes[name] = tuple(tensor.get_shape())
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{path} cannot be read: {err}") from None
+    return shapes
+
+
+def compare_shapes(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], where: str) -> None:
+    """Strict match: name every missing, unexpected and mis-shaped tensor."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    misshaped = [f"{k} {found[k]} != {shape}" for k, shape in expected.items() if k in found and found[k] != shape]
     problems = []
     if missing:
-        problems.append(f"missing weights: {', '.join(missing)}")
+        problems.append(f"missing weights: {_listing(missing)}")
     if unexpected:
-        problems.append(f"unexpected weights: {', '.join(unexpected)}")
+        problems.append(f"unexpected weights: {_listing(unexpected)}")
     if misshaped:
-        problems.append(f"weights with the wrong shape: {'; '.join(misshaped)}")
+        problems.append(f"weights with the wrong shape: {_listing(misshaped, sep='; ')}")
     if problems:
         raise CheckpointError(f"{where}: weights do not match config.json ({' | '.join(problems)})")
+
+
+def load_weights(model: Seq2Seq, weights: dict[str, torch.Tensor], where: str = "checkpoint") -> None:
+    """Strict load: name every missing, unexpected and mis-shaped tensor."""
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()
+                if k != "W_s.weight" or not model.config.tie_embeddings}
+    compare_shapes(expected, {k: tuple(v.shape) for k, v in weights.items()}, where)
     dtype = next(model.parameters()).dtype
     model.load_state_dict({k: v.to(dtype) for k, v in weights.items()}, strict=False)
+
+
+def _listing(names: list[str], limit: int = 10, sep: str = ", ") -> str:
+    """At most `limit` names (they may come from a file), each cut to 100 characters."""
+    shown = sep.join(name[:100] for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

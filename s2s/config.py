@@ -8,6 +8,17 @@ from pathlib import Path
 CONFIG_VERSION = 1
 RNN_TYPES = ("lstm", "gru")
 ATTENTION_TYPES = ("general", "dot", "additive")
+# Upper bounds, so that a config.json from anywhere cannot make the loader allocate gigabytes. Far above any
+# model this project trains (vocabularies 6-8k, sizes 256-512, one layer); the total parameter count is
+# bounded separately when a checkpoint is loaded (s2s.checkpoint.MAX_PARAMETERS).
+MAX_VOCAB_SIZE = 65_536
+MAX_SIZE = 4096  # emb_size, encoder_hidden_size, hidden_size, attentional_size
+MAX_LAYERS = 8
+MAX_SRC_TOKENS = 1024  # pieces per input sentence; longer inputs are truncated with a notice
+MAX_CONFIG_BYTES = 64 * 1024  # a config.json is about 700 bytes
+LIMITS = dict(src_vocab_size=MAX_VOCAB_SIZE, tgt_vocab_size=MAX_VOCAB_SIZE, emb_size=MAX_SIZE,
+              encoder_hidden_size=MAX_SIZE, hidden_size=MAX_SIZE, attentional_size=MAX_SIZE, num_layers=MAX_LAYERS,
+              max_src_tokens=MAX_SRC_TOKENS)
 
 
 class ConfigError(ValueError):
@@ -49,17 +60,19 @@ class Config:
         return self.encoder_hidden_size * (2 if self.bidirectional else 1)
 
     def validate(self) -> None:
+        self._check_types()
         if self.version != CONFIG_VERSION:
             raise ConfigError(f"config version {self.version} is not supported (this s2s reads version {CONFIG_VERSION})")
         if self.rnn not in RNN_TYPES:
-            raise ConfigError(f"rnn must be one of {RNN_TYPES}, got {self.rnn!r}")
+            raise ConfigError(f"rnn must be one of {RNN_TYPES}, got {_short(self.rnn)}")
         if self.attention not in ATTENTION_TYPES:
-            raise ConfigError(f"attention must be one of {ATTENTION_TYPES}, got {self.attention!r}")
-        for name in ("src_vocab_size", "tgt_vocab_size", "emb_size", "encoder_hidden_size",
-                     "hidden_size", "attentional_size", "num_layers", "max_src_tokens"):
+            raise ConfigError(f"attention must be one of {ATTENTION_TYPES}, got {_short(self.attention)}")
+        for name, limit in LIMITS.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+            if value > limit:
+                raise ConfigError(f"{name} must be at most {limit}, got {value!r}")
         if not 0.0 <= self.length_penalty <= 5.0:
             raise ConfigError(f"length_penalty must be in [0, 5], got {self.length_penalty}")
         if not 0.0 <= self.dropout < 1.0:
@@ -74,6 +87,20 @@ class Config:
         specials = {self.pad_id, self.unk_id, self.bos_id, self.eos_id}
         if len(specials) != 4:
             raise ConfigError("pad, unk, bos and eos ids must be distinct")
+        if not all(0 <= i < min(self.src_vocab_size, self.tgt_vocab_size) for i in specials):
+            raise ConfigError("pad, unk, bos and eos ids must lie inside both vocabularies")
+
+    def _check_types(self) -> None:
+        """Each field holds the JSON type of its annotation (an int is a number; a bool is never an int)."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), _TYPES[f.type.split(" |")[0]]
+            if kind is float:
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            else:
+                ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+            if not ok:
+                expected = "a positive integer" if f.name in LIMITS else _EXPECTED[kind]
+                raise ConfigError(f"{f.name} must be {expected}, got {_short(value)}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,8 +123,21 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> "Config":
+        path = Path(path)
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config.json is larger than {MAX_CONFIG_BYTES // 1024} KB; an s2s config is under 1 KB")
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"config.json is not valid JSON: {err}") from None
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5000-digit number, [[[[...]]]]
+            raise ConfigError(f"config.json is not valid JSON: {str(err)[:200]}") from None
         return cls.from_dict(data)
+
+
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
+_EXPECTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _short(value, limit: int = 100) -> str:
+    """repr of a value read from a file, cut to `limit` characters, for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,4 +1,10 @@
+import json
+import os
+import re
 import shutil
+import struct
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -91,3 +97,105 @@ def test_bad_config_and_missing_folder(tiny_checkpoint, tmp_path):
         load_checkpoint(folder)
     with pytest.raises(CheckpointError, match="is not a folder"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------------- hostile config.json (issue 11, item 1)
+PROBE = r"""
+import json, sys, time
+from s2s.checkpoint import CheckpointError, load_checkpoint
+
+def peak_kb():  # VmHWM: the peak resident set of this process so far
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
+load_checkpoint(sys.argv[1])  # warm: imports and lazy initialisation are not what is measured
+before, start = peak_kb(), time.perf_counter()
+try:
+    load_checkpoint(sys.argv[2])
+    message = None
+except CheckpointError as err:
+    message = str(err)
+print(json.dumps({"seconds": time.perf_counter() - start, "extra_mb": (peak_kb() - before) / 1024,
+                  "message": message}))
+"""
+
+
+def with_config(folder, tmp_path, name, **changes):
+    copy = shutil.copytree(folder, tmp_path / name)
+    config = json.loads((copy / "config.json").read_text())
+    config.update(changes)
+    (copy / "config.json").write_text(json.dumps(config))
+    return copy
+
+
+def refusal(tiny_checkpoint, folder) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", PROBE, str(tiny_checkpoint), str(folder)], capture_output=True,
+                            text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(hidden_size=16384), "hidden_size must be at most 4096, got 16384"),
+    (dict(hidden_size=10**9), "hidden_size must be at most 4096, got 1000000000"),
+    (dict(hidden_size=1e9), "hidden_size must be a positive integer, got 1000000000.0"),
+    # within every cap, but the weights file holds the tiny model: refused by the safetensors header
+    (dict(hidden_size=2048, num_layers=3), r"weights with the wrong shape: .*rnn.weight_ih_l0 \(128, 32\) != \(8192, 32\)"),
+    (dict(src_vocab_size=65536, tgt_vocab_size=65536, emb_size=4096, attentional_size=4096, hidden_size=4096,
+          encoder_hidden_size=4096), "would have .* parameters; s2s loads at most 100,000,000"),
+])
+def test_hostile_config_is_refused_fast_without_allocating(tiny_checkpoint, tmp_path, changes, message):
+    """A checkpoint copy whose config.json asks for a huge model is refused before any module is built.
+
+    The bound the issue sets is < 2 s and < 300 MB extra RSS (docs/robustness.md has the measured numbers);
+    the time limit here is generous because the test machine may be busy."""
+    folder = with_config(tiny_checkpoint, tmp_path, "hostile", **changes)
+    outcome = refusal(tiny_checkpoint, folder)
+    assert outcome["message"] is not None and re.search(message, outcome["message"]), outcome
+    assert outcome["extra_mb"] < 300, outcome
+    assert outcome["seconds"] < 10, outcome
+
+
+def test_hostile_config_through_the_cli_is_a_short_clear_error(tiny_checkpoint, tmp_path):
+    folder = with_config(tiny_checkpoint, tmp_path, "hostile", hidden_size=16384)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-m", "s2s.cli", "translate", "--model", str(folder)], input="x\n",
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 2 and "hidden_size must be at most 4096" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr) < 500
+
+
+@pytest.mark.parametrize("changes", [dict(emb_size=1.5), dict(dropout="high"), dict(bidirectional="yes"),
+                                     dict(rnn=["lstm"]), dict(pad_id=-1), dict(eos_id=10**6), dict(num_layers=99),
+                                     dict(max_src_tokens=10**7), dict(length_penalty=float("nan"))])
+def test_malformed_config_values_are_checkpoint_errors(tiny_checkpoint, tmp_path, changes):
+    folder = with_config(tiny_checkpoint, tmp_path, "bad", **changes)
+    with pytest.raises(CheckpointError, match="config.json: "):
+        load_checkpoint(folder)
+
+
+@pytest.mark.parametrize("text, message", [("1" * 5000, "not valid JSON: Exceeds the limit"),
+                                           ("[" * 50_000, "not valid JSON: maximum recursion depth"),
+                                           (None, "larger than 64 KB")])
+def test_unparseable_or_oversized_config_json_is_a_checkpoint_error(tiny_checkpoint, tmp_path, text, message):
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "bad")
+    if text is None:  # a valid config padded with 70 KB of spaces
+        text = (folder / "config.json").read_text() + " " * 70_000
+    (folder / "config.json").write_text(text)
+    with pytest.raises(CheckpointError, match=message):
+        load_checkpoint(folder)
+
+
+def test_weights_header_is_checked_for_dtype_and_size(tiny_checkpoint, tmp_path):
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "int")
+    w = weights(folder)
+    w["bridge_h.bias"] = w["bridge_h.bias"].to(torch.int64)
+    save_file(w, str(folder / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="weight bridge_h.bias has dtype I64"):
+        load_checkpoint(folder)
+    folder = shutil.copytree(tiny_checkpoint, tmp_path / "header")
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}")
+    with pytest.raises(CheckpointError, match="header"):
+        load_checkpoint(folder)
