@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="BLEU and chrF with sacreBLEU")
     e.add_argument("--model", required=True)
     e.add_argument("--test", nargs="+", default=["test_2016_flickr"],
-                   help="test_2016_flickr test_2017_flickr test_2017_mscoco val tatoeba-test tatoeba-val or a file")
+                   help="test_2016_flickr test_2017_flickr test_2017_mscoco val tatoeba-test tatoeba-val everyday "
+                        "or a file")
     e.add_argument("--data", help="Multi30k folder or Tatoeba file (default ../shared/data/...)")
     e.add_argument("--beam", type=int, nargs="+", default=[5], help="beam widths (1 = greedy)")
     e.add_argument("--length-penalty", type=float, help="beam length penalty α (default: the model's own)")

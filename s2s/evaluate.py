@@ -12,20 +12,44 @@ from .api import DecodeOptions, Translator
 from .train import Recipe, reference_streams
 
 MULTI30K_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "val")
+# Hand-written everyday sentences (bench/data/everyday.{en,de,fr}): never used for training or tuning.
+EVERYDAY_DIR = Path(__file__).resolve().parent.parent / "bench" / "data"
+TATOEBA_FILES = {"de": "eng-deu.tsv.gz", "fr": "eng-fra.tsv.gz"}
+
+
+def read_everyday(src_lang: str, tgt_lang: str, folder: str | Path = EVERYDAY_DIR) -> list[tuple[str, str]]:
+    paths = [Path(folder) / f"everyday.{lang}" for lang in (src_lang, tgt_lang)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise data_mod.DataError(f"everyday test set not found: {', '.join(missing)}")
+    src, tgt = (p.read_text(encoding="utf-8").splitlines() for p in paths)
+    if len(src) != len(tgt):
+        raise data_mod.DataError(f"{paths[0].name} has {len(src)} lines but {paths[1].name} has {len(tgt)}")
+    return list(zip(src, tgt))
+
+
+def tatoeba_split(split: str, src_lang: str, tgt_lang: str, data_path: str | None, recipe: Recipe | None
+                  ) -> list[tuple[str, str]]:
+    """The Tatoeba val/test split a model was trained with (its recipe's file, seed and sizes)."""
+    r = recipe if recipe is not None and recipe.corpus in ("tatoeba", "mixed") else Recipe(corpus="tatoeba")
+    other = tgt_lang if src_lang == "en" else src_lang
+    path = data_path or (r.tatoeba_path if r.corpus == "mixed" else
+                         r.data_path if r.data_path.endswith((".tsv", ".gz")) else "")
+    path = path or f"../shared/data/tatoeba/{TATOEBA_FILES.get(other, 'eng-fra.tsv.gz')}"
+    splits = data_mod.split_by_source(data_mod.read_tatoeba(path, src_lang), r.n_val, r.n_test, r.split_seed)
+    return splits[split]
 
 
 def test_pairs(test: str, translator: Translator, data_dir: str | None = None,
                recipe: Recipe | None = None) -> tuple[list[str], list[list[str]]]:
-    """Resolve a test-set name (Multi30k split, `tatoeba-test`/`tatoeba-val`, or a TSV/CSV path)."""
+    """Resolve a test-set name (Multi30k split, `tatoeba-test`/`tatoeba-val`, `everyday`, or a TSV/CSV path)."""
     cfg = translator.config
     if test in MULTI30K_TESTS:
         pairs = data_mod.read_multi30k(data_dir or "../shared/data/multi30k", test, cfg.src_lang, cfg.tgt_lang)
-    elif test.startswith("tatoeba-"):
-        r = recipe if recipe is not None and recipe.corpus == "tatoeba" else Recipe(corpus="tatoeba")
-        path = data_dir or (r.data_path if r.data_path.endswith((".tsv", ".gz")) else
-                            "../shared/data/tatoeba/eng-fra.tsv.gz")
-        splits = data_mod.split_by_source(data_mod.read_tatoeba(path), r.n_val, r.n_test, r.split_seed)
-        pairs = splits[test.split("-", 1)[1]]
+    elif test in ("tatoeba-test", "tatoeba-val"):
+        pairs = tatoeba_split(test.split("-", 1)[1], cfg.src_lang, cfg.tgt_lang, data_dir, recipe)
+    elif test == "everyday":
+        pairs = read_everyday(cfg.src_lang, cfg.tgt_lang, data_dir or EVERYDAY_DIR)
     else:
         pairs, _ = data_mod.read_user_pairs(test)
     pairs = [(data_mod.normalize(s), data_mod.normalize(t)) for s, t in pairs]
