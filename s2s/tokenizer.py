@@ -18,9 +18,13 @@ SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>
 
 
 def clean_text(text: str) -> str:
-    """NFC-normalise and replace control characters (NUL, bidi marks stay) by spaces."""
+    """NFC-normalise, replace control characters (NUL, bidi marks stay) by spaces and lone surrogates
+    (a str can hold them, UTF-8 cannot: SentencePiece would raise) by U+FFFD."""
     text = unicodedata.normalize("NFC", text)
-    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in text).strip()
+    return "".join(_CLEAN.get(unicodedata.category(ch), ch) for ch in text).strip()
+
+
+_CLEAN = {"Cc": " ", "Cs": "\ufffd"}  # Unicode category -> replacement
 
 
 class Tokenizer:
