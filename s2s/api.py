@@ -4,16 +4,18 @@ from __future__ import annotations
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar, Sequence
 
 import torch
 
 from . import search
 from .checkpoint import load_checkpoint
 from .model import Seq2Seq
-from .tokenizer import Tokenizer
+from .tokenizer import SPECIAL_PIECES, WORD_START, Tokenizer
 from .trace import BeamNode, Candidate, Hypothesis, Trace
 
-DEFAULT_TOP_K = 5
+CANDIDATES = 5  # the most likely pieces recorded at every step (Trace.top_k, the Step tab's choices)
+MAX_FORCED_CHARS = 200  # a typed word to force
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -26,29 +28,39 @@ def pick_device(device: str = "auto") -> torch.device:
 
 @dataclass
 class DecodeOptions:
+    """How to decode. RANGES is the one definition of every valid value: `validate` enforces it, the app's
+    sliders are built from it."""
+
     method: str = "greedy"  # greedy | beam | sample
     beam_size: int = 5
-    length_penalty: float | None = None  # None: the model's own default (config.length_penalty)
-    nbest: int = 1
-    temperature: float = 1.0
-    top_k_sampling: int = 0
-    top_p: float = 1.0
-    seed: int | None = None
-    max_ratio: float = 2.0
+    length_penalty: float | None = None  # beam: GNMT exponent; None: the model's own (config.length_penalty)
+    nbest: int = 1  # beam: hypotheses returned
+    temperature: float = 1.0  # sample
+    top_k: int = 0  # sample from the k most likely pieces only (0: all)
+    top_p: float = 1.0  # sample from the smallest set of pieces holding this much probability
+    seed: int | None = None  # sample: None draws a fresh seed
+    max_ratio: float = 2.0  # longest target relative to the source
+
+    METHODS: ClassVar[tuple[str, ...]] = ("greedy", "beam", "sample")
+    RANGES: ClassVar[dict[str, tuple[float, float]]] = dict(
+        beam_size=(1, 64), nbest=(1, 64), length_penalty=(0.0, 5.0), temperature=(0.05, 10.0), top_k=(0, 1000),
+        top_p=(0.05, 1.0), seed=(0, 2**31 - 1))
+    LABELS: ClassVar[dict[str, str]] = dict(
+        beam_size="beam width", nbest="n-best", length_penalty="length penalty", temperature="temperature",
+        top_k="top-k", top_p="top-p", seed="seed")
 
     def validate(self) -> None:
-        if self.method not in ("greedy", "beam", "sample"):
+        """ValueError naming the first value out of its range."""
+        if self.method not in self.METHODS:
             raise ValueError(f"decoding method must be greedy, beam or sample, not {self.method!r}")
-        if not 1 <= int(self.beam_size) <= 64:
-            raise ValueError("beam width must be between 1 and 64")
-        if not 1 <= int(self.nbest) <= int(self.beam_size) and self.method == "beam":
-            raise ValueError("n-best must be between 1 and the beam width")
-        if self.temperature <= 0:
-            raise ValueError("temperature must be positive")
-        if self.length_penalty is not None and not 0 <= self.length_penalty <= 5:
-            raise ValueError("length penalty must be between 0 and 5")
-        if not 0 < self.top_p <= 1:
-            raise ValueError("top-p must be in (0, 1]")
+        for name, (low, high) in self.RANGES.items():
+            value = getattr(self, name)
+            if value is None and name in ("length_penalty", "seed") or name == "nbest" and self.method != "beam":
+                continue
+            if not low <= value <= high:
+                raise ValueError(f"{self.LABELS[name]} must be between {low:g} and {high:g}, not {value:g}")
+        if self.method == "beam" and self.nbest > self.beam_size:
+            raise ValueError(f"n-best must be between 1 and the beam width ({self.beam_size}), not {self.nbest}")
 
 
 @dataclass
@@ -64,24 +76,33 @@ class StepperState:
         return asdict(self)
 
 
+@dataclass
+class Continuation:
+    """One greedy decode that keeps a stepper's prefix. Rows 0..n-1 of `trace` are the prefix; row n, if
+    there is one, holds the model's candidates for the next piece; the rest is what it would write from there."""
+
+    trace: Trace
+    ids: list[int]  # target ids of trace.target_pieces
+
+
 class Translator:
-    def __init__(self, model: Seq2Seq, source: Tokenizer, target: Tokenizer, name: str = "model",
-                 device: str | torch.device = "cpu") -> None:
+    def __init__(self, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                 name: str = "model", device: str | torch.device = "cpu") -> None:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
-        self.source, self.target, self.name = source, target, name
+        self.source_tokenizer, self.target_tokenizer, self.name = source_tokenizer, target_tokenizer, name
         self.config = model.config
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", name: str | None = None) -> "Translator":
         target_device = pick_device(device)
-        model, source, target = load_checkpoint(path, target_device)
-        return cls(model, source, target, name or Path(path).name, target_device)
+        model, source_tokenizer, target_tokenizer = load_checkpoint(path, target_device)
+        return cls(model, source_tokenizer, target_tokenizer, name or Path(path).name, target_device)
 
     # ------------------------------------------------------------------ encoding
     def encode_source(self, text: str) -> tuple[list[int], str]:
         """Source ids ending with </s>, truncated to config.max_src_tokens (with a notice)."""
-        ids = self.source.encode(text)
+        ids = self.source_tokenizer.encode(text)
         notice = ""
         limit = self.config.max_src_tokens - 1
         if len(ids) > limit:
@@ -100,33 +121,37 @@ class Translator:
     # ------------------------------------------------------------------ decoding
     @torch.inference_mode()
     def _decode(self, id_lists: list[list[int]], options: DecodeOptions, prefixes=None, record_tree=False,
-                top_k: int = DEFAULT_TOP_K) -> list[list[search.Decoded] | search.BeamResult]:
+                candidates: int = CANDIDATES) -> list[search.BeamResult]:
         memory, state, lengths = self._encode_batch(id_lists)
         max_len = search.max_target_length(lengths, ratio=options.max_ratio)
         if options.method == "beam" and not prefixes:
-            alpha = self.config.length_penalty if options.length_penalty is None else options.length_penalty
+            penalty = self.config.length_penalty if options.length_penalty is None else options.length_penalty
             return search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
-                                      alpha=alpha, nbest=int(options.nbest), top_k=top_k,
+                                      length_penalty=penalty, nbest=int(options.nbest), candidates=candidates,
                                       record_tree=record_tree)
         chooser = search.argmax_chooser
         if options.method == "sample":
-            chooser = search.sampling_chooser(options.temperature, int(options.top_k_sampling), options.top_p,
-                                              options.seed)
+            chooser = search.sampling_chooser(options.temperature, int(options.top_k), options.top_p, options.seed)
         return [search.BeamResult([d]) for d in
-                search.decode(self.model, memory, state, max_len, chooser, prefixes=prefixes, top_k=top_k)]
+                search.decode(self.model, memory, state, max_len, chooser, prefixes=prefixes, candidates=candidates)]
 
     def translate(self, text: str, options: DecodeOptions | None = None, prefix: list[int] | None = None,
                   record_tree: bool = True) -> Trace:
         """One sentence -> Trace with attention, candidates, n-best and (beam) the search tree."""
+        return self._translate(text, options, prefix, record_tree)[0]
+
+    def _translate(self, text: str, options: DecodeOptions | None, prefix: list[int] | None,
+                   record_tree: bool) -> tuple[Trace, list[int]]:
+        """translate(), plus the target ids of the best hypothesis."""
         options = options or DecodeOptions()
         options.validate()
         if not text or not text.strip():
             return Trace(source=text or "", source_pieces=[], target_pieces=[], translation="", attention=[],
-                         step_logprobs=[], top_k=[], logprob=0.0, method=options.method)
+                         step_logprobs=[], top_k=[], logprob=0.0, method=options.method), []
         src_ids, notice = self.encode_source(text)
         result = self._decode([src_ids], options, prefixes=[prefix] if prefix else None,
                               record_tree=record_tree)[0]
-        return self._trace(text, src_ids, result, options.method, notice)
+        return self._trace(text, src_ids, result, options.method, notice), result.nbest[0].ids
 
     def translate_batch(self, texts: list[str], options: DecodeOptions | None = None,
                         batch_size: int = 64) -> list[str]:
@@ -138,116 +163,119 @@ class Translator:
         out = [""] * len(texts)
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            results = self._decode([encoded[i] for i in chunk], options, top_k=0)
+            results = self._decode([encoded[i] for i in chunk], options, candidates=0)
             for i, result in zip(chunk, results):
-                out[i] = self.target.decode(result.nbest[0].ids)
+                out[i] = self.target_tokenizer.decode(result.nbest[0].ids)
         return out
 
     def _trace(self, text: str, src_ids: list[int], result: search.BeamResult, method: str, notice: str) -> Trace:
         best = result.nbest[0]
-        pieces = self.target.pieces
+        pieces, decode = self.target_tokenizer.pieces, self.target_tokenizer.decode
         top = [[Candidate(piece=p, id=int(i), prob=float(pr)) for p, i, pr in zip(pieces(ids), ids, probs)]
                for ids, probs in zip(best.top_ids.tolist(), best.top_probs.tolist())]
-        nbest = [Hypothesis(text=self.target.decode(h.ids), pieces=pieces(h.ids), score=float(h.score),
-                            logprob=h.logprob) for h in result.nbest]
+        nbest = [Hypothesis(text=decode(h.ids), pieces=pieces(h.ids), score=float(h.score), logprob=h.logprob)
+                 for h in result.nbest]
         tree = [BeamNode(**{**node, "piece": pieces([node["id"]])[0]}) for node in result.tree]
-        return Trace(source=text, source_pieces=self.source.pieces(src_ids), target_pieces=pieces(best.ids),
-                     translation=self.target.decode(best.ids), attention=best.alpha.tolist(),
+        return Trace(source=text, source_pieces=self.source_tokenizer.pieces(src_ids), target_pieces=pieces(best.ids),
+                     translation=decode(best.ids), attention=best.alpha.tolist(),
                      step_logprobs=[float(x) for x in best.step_logprobs], top_k=top, logprob=best.logprob,
                      method=method, nbest=nbest, beam_tree=tree, notice=notice)
 
     # ------------------------------------------------------------------ step by step
+    # Every step-by-step action needs one decode: the greedy continuation of the prefix chosen so far.
+    # Pass it on (`continuation=`) when it is already at hand.
     def stepper_start(self, text: str) -> StepperState:
         return StepperState(source=text, done=not text.strip())
 
-    def stepper_advance(self, state: StepperState, forced_token: int | str | None = None) -> StepperState:
-        """One more step: the model's best piece, or what the user forces (an id, a piece, or a word that
-        is split into pieces and appended whole)."""
-        state = copy.deepcopy(state)
-        if state.done:
-            return state
-        if forced_token is None:
-            trace = self.stepper_trace(state, extra_step=True)
-            token = int(trace.top_k[-1][0].id) if trace.top_k else self.config.eos_id
-            tokens = [token]
+    def stepper_decode(self, stepper: StepperState) -> Continuation:
+        """Greedy decoding that keeps the prefix: one `search.decode` with a forced prefix."""
+        trace, ids = self._translate(stepper.source, DecodeOptions(), stepper.target_ids, record_tree=False)
+        return Continuation(trace, ids)
+
+    def stepper_advance(self, stepper: StepperState, forced: Sequence[int] | None = None,
+                        continuation: Continuation | None = None) -> StepperState:
+        """One more step: the model's greedy piece, or the pieces the user forces (appended one by one
+        until the translation ends)."""
+        stepper = copy.deepcopy(stepper)
+        if forced is None and not stepper.done:
+            ids = (continuation or self.stepper_decode(stepper)).ids
+            forced_steps = [(ids[len(stepper.target_ids)] if len(ids) > len(stepper.target_ids)
+                             else self.config.eos_id, False)]
         else:
-            tokens = self.piece_ids(forced_token)
-        state.target_ids.extend(tokens)
-        state.forced.extend([forced_token is not None] * len(tokens))
-        token = tokens[-1]
-        src_len = len(self.encode_source(state.source)[0])
-        limit = int(search.max_target_length(torch.tensor([src_len]))[0])
-        state.done = token == self.config.eos_id or len(state.target_ids) >= limit
-        return state
+            forced_steps = [(int(i), True) for i in forced or []]
+        limit = self._target_limit(stepper.source)
+        for token, by_hand in forced_steps:
+            if stepper.done:
+                break
+            stepper.target_ids.append(token)
+            stepper.forced.append(by_hand)
+            stepper.done = token == self.config.eos_id or len(stepper.target_ids) >= limit
+        return stepper
 
-    def stepper_back(self, state: StepperState) -> StepperState:
-        state = copy.deepcopy(state)
-        if state.target_ids:
-            state.target_ids.pop()
-            state.forced.pop()
-        state.done = False
-        return state
+    def stepper_back(self, stepper: StepperState) -> StepperState:
+        stepper = copy.deepcopy(stepper)
+        if stepper.target_ids:
+            stepper.target_ids.pop()
+            stepper.forced.pop()
+        stepper.done = False
+        return stepper
 
-    def stepper_run(self, state: StepperState) -> StepperState:
+    def stepper_run(self, stepper: StepperState, continuation: Continuation | None = None) -> StepperState:
         """Greedy to the end from the current prefix (keeping what the user forced)."""
-        state = copy.deepcopy(state)
-        if state.done:
-            return state
-        trace = self.translate(state.source, DecodeOptions(), prefix=state.target_ids, record_tree=False)
-        ids = [self.target.sp.piece_to_id(p) for p in trace.target_pieces]
-        state.forced += [False] * (len(ids) - len(state.target_ids))
-        state.target_ids = ids
-        state.done = True
-        return state
+        stepper = copy.deepcopy(stepper)
+        if stepper.done:
+            return stepper
+        ids = (continuation or self.stepper_decode(stepper)).ids
+        stepper.forced += [False] * (len(ids) - len(stepper.target_ids))
+        stepper.target_ids, stepper.done = list(ids), True
+        return stepper
 
-    def stepper_trace(self, state: StepperState, extra_step: bool = False) -> Trace:
+    def stepper_trace(self, stepper: StepperState, extra_step: bool = False,
+                      continuation: Continuation | None = None) -> Trace:
         """The Trace of the prefix so far; extra_step adds the model's next prediction (for its top-k and α)."""
-        if not state.source.strip():
+        if not stepper.source.strip():
             return self.translate("")
-        src_ids, notice = self.encode_source(state.source)
-        prefix = list(state.target_ids)
-        memory, dec_state, _ = self._encode_batch([src_ids])
-        cfg = self.config
-        y = torch.tensor([cfg.bos_id], device=self.device)
-        steps = prefix + ([None] if extra_step and not state.done else [])
-        alphas, logps, tops = [], [], []
-        with torch.inference_mode():
-            for token in steps:
-                log_probs, dec_state, alpha = self.model.step(y, dec_state, memory)
-                top = log_probs[0].topk(DEFAULT_TOP_K)
-                tops.append([Candidate(piece=self.target.pieces([i])[0], id=int(i), prob=float(p))
-                             for i, p in zip(top.indices.tolist(), top.values.exp().tolist())])
-                alphas.append(alpha[0].float().cpu().tolist())
-                chosen = int(top.indices[0]) if token is None else token
-                logps.append(float(log_probs[0, chosen]))
-                y = torch.tensor([chosen], device=self.device)
-                if token is None:
-                    prefix = prefix + [chosen]
-        return Trace(source=state.source, source_pieces=self.source.pieces(src_ids),
-                     target_pieces=self.target.pieces(prefix), translation=self.target.decode(prefix),
-                     attention=alphas, step_logprobs=logps, top_k=tops, logprob=float(sum(logps)),
-                     method="step", notice=notice)
+        continuation = continuation or self.stepper_decode(stepper)
+        full = continuation.trace
+        n = min(len(stepper.target_ids) + (extra_step and not stepper.done), len(continuation.ids))
+        ids = continuation.ids[:n]
+        return Trace(source=full.source, source_pieces=full.source_pieces,
+                     target_pieces=self.target_tokenizer.pieces(ids), translation=self.target_tokenizer.decode(ids),
+                     attention=full.attention[:n], step_logprobs=full.step_logprobs[:n], top_k=full.top_k[:n],
+                     logprob=float(sum(full.step_logprobs[:n])), method="step", notice=full.notice)
 
-    def piece_ids(self, token: int | str) -> list[int]:
-        """What the user typed -> target ids: an id, a piece ("▁Mann"), or any word, split into pieces."""
-        if isinstance(token, int) or (isinstance(token, str) and token.strip().isdigit()):
-            token_id = int(token)
-            if not 0 <= token_id < self.target.vocab_size:
-                raise ValueError(f"token id {token_id} is outside the vocabulary (0..{self.target.vocab_size - 1})")
-            return [token_id]
-        piece = str(token)
-        if not piece.strip():
-            raise ValueError("type a word or piece to force")
-        for candidate in (piece, "▁" + piece.lstrip("▁")):
-            token_id = self.target.sp.piece_to_id(candidate)
-            if token_id != self.config.unk_id or candidate == "<unk>":
-                return [token_id]
-        return self.target.encode(piece.replace("▁", " "))
+    def _target_limit(self, text: str) -> int:
+        src_len = len(self.encode_source(text)[0])
+        return int(search.max_target_length(torch.tensor([src_len]))[0])
 
-    def piece_id(self, token: int | str) -> int:
-        """Exactly one target id for what the user typed; a clear error if it is not a single piece."""
-        ids = self.piece_ids(token)
-        if len(ids) != 1:
-            raise ValueError(f"{token!r} is not a piece of the target vocabulary (it splits into "
-                             f"{' '.join(self.target.pieces(ids))})")
-        return ids[0]
+    def piece_ids(self, token: int | str, exact: bool = False) -> list[int]:
+        """What a person forces -> target ids; ValueError with a message meant for them.
+
+        An int is an id. exact=True (a clicked candidate): the text must be one vocabulary piece. Otherwise
+        (typed): the text itself if it starts with ▁ or is a special piece such as </s>; else the word-initial
+        piece "▁text", then the piece "text"; else the pieces the target tokenizer splits the text into.
+        """
+        vocab = self.target_tokenizer.vocab_size
+        if isinstance(token, int):
+            if not 0 <= token < vocab:
+                raise ValueError(f"Token id {token} is outside the vocabulary (0..{vocab - 1}).")
+            return [token]
+        text = token if exact else (token or "").strip()
+        if not text:
+            raise ValueError("Type a piece or a word to force (e.g. a word of the target language, or </s> to stop).")
+        if len(text) > MAX_FORCED_CHARS:
+            raise ValueError("That is too long to force; type one word or piece.")
+        if text in (SPECIAL_PIECES[self.config.bos_id], SPECIAL_PIECES[self.config.pad_id]):
+            raise ValueError(f"{text} cannot be forced: it never appears inside a translation.")
+        tries = [text] if exact or text.startswith(WORD_START) or text in SPECIAL_PIECES.values() \
+            else [WORD_START + text, text]
+        for piece in tries:
+            piece_id = self.target_tokenizer.sp.piece_to_id(piece)
+            if piece_id != self.config.unk_id or piece == SPECIAL_PIECES[self.config.unk_id]:
+                return [piece_id]
+        if exact:
+            raise ValueError(f"{text!r} is not a piece of this model's target vocabulary.")
+        ids = self.target_tokenizer.encode(text)
+        if not ids:
+            raise ValueError(f"{text!r} gives no target pieces.")
+        return ids

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
 from .config import Config, ConfigError
+from .files import atomic_folder
 from .model import Seq2Seq
 from .tokenizer import Tokenizer
 
@@ -52,38 +51,28 @@ def save_checkpoint(folder: str | Path, model: Seq2Seq, source_tokenizer: Tokeni
                     card: str | None = None, training: dict | None = None, half: bool = False) -> Path:
     """Write a checkpoint folder atomically. half=True stores fp16 weights (loading restores fp32)."""
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        model.config.save(tmp / CONFIG_FILE)
-        state = {k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
-                 for k, v in model.state_dict().items() if k != "W_s.weight" or not model.config.tie_embeddings}
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "library": "s2s"})
-        source_tokenizer.save(tmp / SOURCE_TOKENIZER)
-        target_tokenizer.save(tmp / TARGET_TOKENIZER)
-        if card is not None:
-            (tmp / CARD_FILE).write_text(card, encoding="utf-8")
-        elif (folder / CARD_FILE).exists():
-            shutil.copy2(folder / CARD_FILE, tmp / CARD_FILE)
-        if training is not None:
-            (tmp / TRAINING_FILE).write_text(json.dumps(training, indent=2) + "\n", encoding="utf-8")
-        elif (folder / TRAINING_FILE).exists():
-            shutil.copy2(folder / TRAINING_FILE, tmp / TRAINING_FILE)
-        os.chmod(tmp, 0o755)
-        for path in tmp.iterdir():
-            os.chmod(path, 0o644)
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_folder(folder) as tmp:
+        write_checkpoint(tmp, model, source_tokenizer, target_tokenizer, card, training, half, keep_from=folder)
     return folder
+
+
+def write_checkpoint(folder: Path, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                     card: str | None = None, training: dict | None = None, half: bool = False,
+                     keep_from: Path | None = None) -> None:
+    """The checkpoint files into an existing (temporary) folder; a card or training record that is not
+    given is copied from `keep_from`, the folder being replaced."""
+    model.config.save(folder / CONFIG_FILE)
+    state = {k: v.detach().to("cpu", torch.float16 if half else torch.float32).contiguous()
+             for k, v in model.state_dict().items() if k != "W_s.weight" or not model.config.tie_embeddings}
+    save_file(state, str(folder / WEIGHTS_FILE), metadata={"format": "pt", "library": "s2s"})
+    source_tokenizer.save(folder / SOURCE_TOKENIZER)
+    target_tokenizer.save(folder / TARGET_TOKENIZER)
+    texts = {CARD_FILE: card, TRAINING_FILE: None if training is None else json.dumps(training, indent=2) + "\n"}
+    for name, text in texts.items():
+        if text is not None:
+            (folder / name).write_text(text, encoding="utf-8")
+        elif keep_from is not None and (keep_from / name).exists():
+            shutil.copy2(keep_from / name, folder / name)
 
 
 def check_folder(folder: str | Path) -> Path:

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from .api import DecodeOptions, Translator
+from .recipe import Recipe
 
 
 def load_translator(spec: str, device: str = "auto", revision: str | None = None) -> Translator:
@@ -20,7 +21,7 @@ def load_translator(spec: str, device: str = "auto", revision: str | None = None
 
 def _options(args) -> DecodeOptions:
     if args.sample:
-        return DecodeOptions(method="sample", temperature=args.temperature, top_k_sampling=args.top_k,
+        return DecodeOptions(method="sample", temperature=args.temperature, top_k=args.top_k,
                              top_p=args.top_p, seed=args.seed)
     if args.beam and args.beam > 1:
         return DecodeOptions(method="beam", beam_size=args.beam, length_penalty=args.length_penalty,
@@ -55,7 +56,7 @@ def cmd_translate(args) -> int:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from .train import Recipe, train_from_recipe
+    from .train import train_from_recipe  # training's dependencies load only for `s2s train`
 
     recipe = Recipe.load(args.config)
     if args.max_minutes is not None:
@@ -97,7 +98,6 @@ def cmd_evaluate(args) -> int:
     recipe = None
     training_file = Path(args.model) / "training.json"
     if training_file.is_file():  # the split a model was trained with decides what its test set is
-        from .train import Recipe
         saved = json.loads(training_file.read_text(encoding="utf-8")).get("recipe")
         recipe = Recipe(**saved) if saved else None
     results = {}

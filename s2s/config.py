@@ -5,6 +5,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+
 CONFIG_VERSION = 1
 RNN_TYPES = ("lstm", "gru")
 ATTENTION_TYPES = ("general", "dot", "additive")
@@ -40,10 +42,10 @@ class Config:
     attention: str = "general"
     input_feeding: bool = False
     tie_embeddings: bool = True  # target embedding = output projection (needs emb == attentional size)
-    pad_id: int = 0
-    unk_id: int = 1
-    bos_id: int = 2
-    eos_id: int = 3
+    pad_id: int = PAD_ID  # the special ids are the tokenizer's
+    unk_id: int = UNK_ID
+    bos_id: int = BOS_ID
+    eos_id: int = EOS_ID
     src_lang: str = "en"
     tgt_lang: str = "de"
     max_src_tokens: int = 256  # longer inputs are truncated (with a notice) before encoding

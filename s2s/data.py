@@ -9,9 +9,11 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, NamedTuple, Sequence
 
 import torch
+
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Pair = tuple[str, str]
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -169,59 +171,80 @@ def decode_text(data: bytes, name: str, max_bytes: int = MAX_FILE_BYTES) -> str:
         raise DataError(f"{name} is not UTF-8 text (bad byte at line {line}); save it as UTF-8") from None
 
 
-def parse_pairs(text: str, name: str = "input", delimiter: str | None = None) -> tuple[list[Pair], list[int]]:
-    """TSV (source<TAB>target) or CSV (two columns, optional header row 'source,target')."""
+class PairRow(NamedTuple):
+    """One sentence pair as read from a file or a text box."""
+
+    source: str
+    target: str
+    line: int  # line (or CSV row) number, for messages and drop reports
+    held_out: bool = False  # a third column marked it as a test pair
+
+
+HELD_OUT_MARKS = {"test", "heldout", "held-out", "held out", "dev", "eval"}
+TRAIN_MARKS = {"", "train", "training"}
+
+
+def parse_pairs(text: str, name: str = "input", marks: bool = False) -> list[PairRow]:
+    """TSV (source<TAB>target) or CSV (two columns, an optional header row 'source,target').
+
+    Tab-separated when the name ends in .tsv or a tab appears in the first 50 lines. marks=True allows a third
+    column: 'test' holds the pair out, 'train' or empty keeps it for training. Blank lines are skipped.
+    """
     lines = text.splitlines()
-    if delimiter is None:
-        delimiter = "\t" if any("\t" in line for line in lines[:50]) or name.endswith(".tsv") else ","
-    pairs, numbers = [], []
-    if delimiter == "\t":
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            cols = line.split("\t")
-            if len(cols) != 2:
-                raise DataError(f"{name}, line {number}: expected 2 tab-separated columns "
-                                f"(source<TAB>target), found {len(cols)}")
-            pairs.append((cols[0], cols[1]))
-            numbers.append(number)
-        return pairs, numbers
-    reader = csv.reader(io.StringIO(text))
-    for number, row in enumerate(reader, 1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if len(row) != 2:
-            raise DataError(f"{name}, row {number}: expected 2 comma-separated columns (source,target), "
-                            f"found {len(row)}")
-        if number == 1 and [c.strip().lower() for c in row] in (["source", "target"], ["src", "tgt"]):
+    tabbed = name.endswith(".tsv") or any("\t" in line for line in [l for l in lines if l.strip()][:50])
+    sep, what = ("tab", "source<TAB>target") if tabbed else ("comma", "source,target")
+    allowed = (2, 3) if marks else (2,)
+    if tabbed:
+        numbered = [(n, line.split("\t")) for n, line in enumerate(lines, 1) if line.strip()]
+    else:
+        try:
+            numbered = [(n, row) for n, row in enumerate(csv.reader(io.StringIO(text)), 1)
+                        if row and any(cell.strip() for cell in row)]
+        except csv.Error as err:
+            raise DataError(f"{name} cannot be read as CSV: {err}") from None
+    unit = "line" if tabbed else "row"
+    rows = []
+    for number, cols in numbered:
+        if len(cols) not in allowed:
+            raise DataError(f"{name}, {unit} {number}: expected 2 {sep}-separated columns ({what}"
+                            f"{', optionally a third: test' if marks else ''}), found {len(cols)} column{'s' * (len(cols) != 1)}")
+        if not tabbed and not rows and [c.strip().lower() for c in cols[:2]] in (["source", "target"], ["src", "tgt"]):
             continue  # header
-        pairs.append((row[0], row[1]))
-        numbers.append(number)
-    return pairs, numbers
+        held_out = len(cols) == 3 and _is_held_out(cols[2], f"{name}, {unit} {number}")
+        rows.append(PairRow(cols[0], cols[1], number, held_out))
+    return rows
+
+
+def _is_held_out(mark: str, where: str) -> bool:
+    mark = mark.strip().lower()
+    if mark not in HELD_OUT_MARKS | TRAIN_MARKS:
+        raise DataError(f"{where}: the third column must be 'test' (held out) or 'train' (or empty), not {mark!r}")
+    return mark in HELD_OUT_MARKS
+
+
+def align_lines(source_text: str, target_text: str, source_name: str, target_name: str) -> list[PairRow]:
+    """Two line-aligned texts (line n of one translates line n of the other) as pairs; blank lines skipped."""
+    src, tgt = source_text.splitlines(), target_text.splitlines()
+    if len(src) != len(tgt):
+        raise DataError(f"{source_name} has {len(src)} lines but {target_name} has {len(tgt)}; the two files "
+                        "must be line-aligned (line n of one translates line n of the other)")
+    return [PairRow(s, t, n) for n, (s, t) in enumerate(zip(src, tgt), 1) if s.strip() or t.strip()]
 
 
 def read_user_pairs(path: str | Path, second_path: str | Path | None = None, max_words: int = 100
                     ) -> tuple[list[Pair], DropReport]:
     """A TSV or CSV file of pairs, or two line-aligned text files (source, target)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path} not found")
-    text = decode_text(path.read_bytes(), path.name)
-    if second_path is None:
-        pairs, numbers = parse_pairs(text, path.name)
-    else:
-        second_path = Path(second_path)
-        if not second_path.is_file():
-            raise DataError(f"{second_path} not found")
-        other = decode_text(second_path.read_bytes(), second_path.name)
-        src, tgt = text.splitlines(), other.splitlines()
-        if len(src) != len(tgt):
-            raise DataError(f"{path.name} has {len(src)} lines but {second_path.name} has {len(tgt)}; "
-                            "the two files must be line-aligned")
-        pairs, numbers = list(zip(src, tgt)), list(range(1, len(src) + 1))
-    if not pairs:
-        raise DataError(f"{path.name} holds no sentence pairs")
-    return clean_pairs(pairs, max_words, numbers)
+    texts = []
+    for file in [path] if second_path is None else [path, second_path]:
+        file = Path(file)
+        if not file.is_file():
+            raise DataError(f"{file} not found")
+        texts.append((decode_text(file.read_bytes(), file.name), file.name))
+    rows = parse_pairs(*texts[0]) if len(texts) == 1 else align_lines(texts[0][0], texts[1][0], texts[0][1],
+                                                                       texts[1][1])
+    if not rows:
+        raise DataError(f"{Path(path).name} holds no sentence pairs")
+    return clean_pairs([(r.source, r.target) for r in rows], max_words, [r.line for r in rows])
 
 
 # ---------------------------------------------------------------------- batches
@@ -254,7 +277,8 @@ def make_batch(examples: Sequence[tuple[list[int], list[int]]], pad_id: int, bos
 
 
 def token_batches(examples: Sequence[tuple[list[int], list[int]]], max_tokens: int, seed: int,
-                  pad_id: int = 0, bos_id: int = 2, eos_id: int = 3, shuffle: bool = True) -> Iterator[Batch]:
+                  pad_id: int = PAD_ID, bos_id: int = BOS_ID, eos_id: int = EOS_ID, shuffle: bool = True
+                  ) -> Iterator[Batch]:
     """Length-bucketed batches of about max_tokens target tokens (padding included), in a seeded order.
 
     Sorting by length (with random tie-breaks) keeps padding small; the batches themselves are shuffled.

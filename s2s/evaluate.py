@@ -1,7 +1,6 @@
 """sacreBLEU (13a, detokenised) and chrF on a test set, greedy and beam; JSON with the exact signature."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -9,7 +8,8 @@ import sacrebleu
 
 from . import data as data_mod
 from .api import DecodeOptions, Translator
-from .train import Recipe, reference_streams
+from .card import refresh_card
+from .recipe import Recipe
 
 MULTI30K_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "val")
 # Hand-written everyday sentences (bench/data/everyday.{en,de,fr}): never used for training or tuning.
@@ -75,21 +75,16 @@ def evaluate(translator: Translator, sources: list[str], references: list[list[s
 
 def update_card_metrics(folder: str | Path, results: dict[str, dict]) -> None:
     """Merge results into the checkpoint's metrics.json and regenerate its model card."""
-    from .card import model_card
-    from .checkpoint import TRAINING_FILE
-    from .config import Config
+    refresh_card(folder, metrics_update={key: {k: v for k, v in value.items() if k != "hypotheses"}
+                                         for key, value in results.items()})
 
-    folder = Path(folder)
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
-    for key, value in results.items():
-        metrics[key] = {k: v for k, v in value.items() if k != "hypotheses"}
-    tmp = metrics_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(metrics, indent=2) + "\n")
-    tmp.replace(metrics_path)
-    training_path = folder / TRAINING_FILE
-    training = json.loads(training_path.read_text()) if training_path.exists() else {}
-    card = model_card(Config.load(folder / "config.json"), training, metrics)
-    tmp = folder / "README.md.tmp"
-    tmp.write_text(card, encoding="utf-8")
-    tmp.replace(folder / "README.md")
+
+def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+    """Per-hypothesis reference lists -> sacreBLEU's streams (None where a sentence has fewer references)."""
+    width = max(len(r) for r in references)
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
+
+
+def corpus_bleu(hypotheses: list[str], references: list[list[str]]) -> sacrebleu.metrics.bleu.BLEUScore:
+    """references: per hypothesis a list of references (any number)."""
+    return sacrebleu.corpus_bleu(hypotheses, reference_streams(references))

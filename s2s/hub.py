@@ -25,11 +25,9 @@ import os
 import re
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
 
 from huggingface_hub import HfApi, get_token, hf_hub_download, snapshot_download
 from huggingface_hub import constants as hf_constants
@@ -61,6 +59,8 @@ from .checkpoint import (
     load_checkpoint,
 )
 from .config import Config, ConfigError
+from .deadline import DeadlineExceeded, call_with_deadline
+from .repo_id import HubError, models_from_env, parse_model_list, parse_repo_id  # noqa: F401 - this module's API
 
 logger = logging.getLogger(__name__)
 
@@ -72,45 +72,10 @@ CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_TOKENIZER, TARGET_TOKENIZE
 # for slow links). Metadata answers take well under a second on a working connection; 3 s keeps a
 # "no network" failure under 5 s.
 HUB_TIMEOUT_S = 3.0
-_NAME = r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,94}[A-Za-z0-9_])?"  # the Hub's rule: word chars at both ends
-_REPO_ID = re.compile(rf"({_NAME})/({_NAME})")
-_HUB_URL = re.compile(r"https://huggingface\.co/([^/?#\s]+)/([^/?#\s]+)/?")
 _TRUE = {"1", "ON", "YES", "TRUE"}
-
-T = TypeVar("T")
-
-
-class HubError(ValueError):
-    """Loading from or pushing to the Hub failed; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------------------------------------- names
-def parse_repo_id(spec: str) -> str:
-    """'user/repo' or 'https://huggingface.co/user/repo' -> 'user/repo'; anything else raises HubError."""
-    if not isinstance(spec, str):
-        raise HubError(f"a Hub repo id must be a string like user/repo, got {type(spec).__name__}")
-    text = spec.strip()
-    hint = "expected user/repo or https://huggingface.co/user/repo"
-    if not text:
-        raise HubError(f"empty model name: {hint}")
-    if re.search(r"\s", text):
-        raise HubError(f"{spec!r} is not a valid Hub repo id: it contains whitespace; {hint}")
-    if "://" in text:
-        match = _HUB_URL.fullmatch(text)
-        if not match:
-            tree = re.fullmatch(r"https://huggingface\.co/([^/]+/[^/]+)/(?:tree|blob|resolve)/([^/?#]+).*", text)
-            if tree:
-                raise HubError(f"{spec!r}: give the repo URL or id without /tree/...; pin a version with "
-                               f"--revision {tree.group(2)} (revision={tree.group(2)!r} in Python)")
-            raise HubError(f"{spec!r} is not a Hugging Face model URL: {hint}")
-        text = f"{match.group(1)}/{match.group(2)}"
-    match = _REPO_ID.fullmatch(text)
-    if not match or "--" in text or ".." in text or text.endswith(".git") or len(text) > 96:
-        raise HubError(f"{spec!r} is not a valid Hub repo id: {hint} (letters, digits, '-', '_', '.'; "
-                       "no '--' or '..'; at most 96 characters)")
-    return text
-
-
 def _local_folder(spec: str) -> Path | None:
     """The folder `spec` names, None when it should be read as a repo id; HubError for a bad path."""
     if not spec.strip():
@@ -124,33 +89,6 @@ def _local_folder(spec: str) -> Path | None:
     if looks_like_path:
         raise HubError(f"no such checkpoint folder: {spec}")
     return None
-
-
-def parse_model_list(text: str) -> tuple[list[str], list[str]]:
-    """Split 'user/a, user/b' (commas and/or whitespace) into repo ids; returns (repo_ids, problems)."""
-    models, problems = [], []
-    for entry in re.split(r"[,\s]+", text or ""):
-        if not entry:
-            continue
-        try:
-            repo_id = parse_repo_id(entry)
-        except HubError as err:
-            problems.append(str(err))
-            continue
-        if repo_id not in models:
-            models.append(repo_id)
-    return models, problems
-
-
-def models_from_env(variable: str = "S2S_MODELS") -> list[str]:
-    """Hub models a deployment (e.g. a Space) asks the app to offer, from S2S_MODELS="user/a,user/b".
-
-    Invalid entries are logged as warnings and skipped, so a typo never stops the app from starting.
-    """
-    models, problems = parse_model_list(os.environ.get(variable, ""))
-    for problem in problems:
-        logger.warning("%s: ignoring an entry: %s", variable, problem)
-    return models
 
 
 # ---------------------------------------------------------------------------------------------- settings
@@ -181,33 +119,6 @@ def _token(token: str | None) -> str | None:
 
 def _label(repo_id: str, revision: str | None) -> str:
     return repo_id if revision is None else f"{repo_id}@{revision}"
-
-
-class _NoAnswer(Exception):
-    """The Hub did not answer before the deadline."""
-
-
-def _with_deadline(fn: Callable[[], T], seconds: float) -> T:
-    """Run fn, but give up after `seconds` whatever it is stuck in (DNS, connect, a silent server).
-
-    The HTTP timeout covers connect and read, but not name resolution; a daemon thread bounds it all.
-    """
-    box: dict = {}
-
-    def run() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as err:  # handed to the caller below
-            box["error"] = err
-
-    worker = threading.Thread(target=run, name="s2s-hub-request", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise _NoAnswer(f"no answer within {seconds:.0f} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
 
 
 def _as_hub_error(err: Exception, label: str, token: str | None, action: str = "load") -> Exception:
@@ -305,9 +216,9 @@ def download(spec: str, revision: str | None = None, token: str | None = None,
         return _from_cache(repo_id, revision, cache_dir, None)
     api = HfApi(endpoint=_endpoint(), token=token)
     try:
-        info = _with_deadline(lambda: api.model_info(repo_id, revision=revision, timeout=_timeout()),
+        info = call_with_deadline(lambda: api.model_info(repo_id, revision=revision, timeout=_timeout()),
                               _timeout() + 0.5)
-    except (TransportError, OfflineModeIsEnabled, _NoAnswer) as err:
+    except (TransportError, OfflineModeIsEnabled, DeadlineExceeded) as err:
         return _from_cache(repo_id, revision, cache_dir, err)
     except HfHubHTTPError as err:
         if err.response.status_code >= 500:  # the Hub is down: a cached copy is still good
@@ -429,8 +340,8 @@ def _check_target(api: HfApi, repo_id: str, private: bool) -> None:
     """Reach the Hub quickly, and refuse to overwrite a non-s2s repo or to publish into a public repo
     when private was asked for."""
     try:
-        info = _with_deadline(lambda: api.model_info(repo_id, timeout=_timeout()), _timeout() + 0.5)
-    except (TransportError, OfflineModeIsEnabled, _NoAnswer) as err:
+        info = call_with_deadline(lambda: api.model_info(repo_id, timeout=_timeout()), _timeout() + 0.5)
+    except (TransportError, OfflineModeIsEnabled, DeadlineExceeded) as err:
         raise HubError(f"cannot reach the Hub at {_endpoint()} ({_reason(err)}); nothing was pushed") from None
     except HfHubHTTPError:
         return  # a new repo (404) or one this token cannot read: create_repo gives the real answer

@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
-from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -83,8 +82,7 @@ class Encoder(nn.Module):
         return torch.cat(state.unbind(1), dim=-1)
 
 
-class Seq2Seq(nn.Module, PyTorchModelHubMixin, library_name="s2s",
-              tags=["translation", "seq2seq", "lstm", "attention"], pipeline_tag="translation"):
+class Seq2Seq(nn.Module):
     def __init__(self, config: Config) -> None:
         super().__init__()
         cfg = self.config = config

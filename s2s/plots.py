@@ -22,13 +22,13 @@ from typing import Sequence
 
 import plotly.graph_objects as go
 
+from .tokenizer import SPECIAL_PIECES, WORD_START
 from .trace import BeamNode, Candidate, Trace
 
 # Coverage flags (documented in the app): total attention a source word received over all target steps.
 OMISSION_BELOW = 0.3  # the model barely looked at the word: it may have been left out
 REPETITION_ABOVE = 1.8  # the word was attended far more than once: it may have been translated twice
-SPECIAL_PIECES = frozenset({"<s>", "</s>", "<pad>", "<unk>"})
-WORD_START = "▁"  # SentencePiece marks the first piece of each word with U+2581
+_SPECIAL = frozenset(SPECIAL_PIECES.values())  # never merged into words, never flagged by coverage
 
 COLORS = dict(normal="#4c78a8", omission="#e45756", repetition="#f58518", special="#bab0ac",
               kept="#4c78a8", pruned="#c7c7c7", finished="#54a24b", best="#e45756", train="#4c78a8",
@@ -94,7 +94,7 @@ def word_groups(pieces: Sequence[str]) -> list[list[int]]:
     groups: list[list[int]] = []
     previous_special = True
     for i, piece in enumerate(pieces):
-        special = piece in SPECIAL_PIECES
+        special = piece in _SPECIAL
         if special or previous_special or piece.startswith(WORD_START):
             groups.append([i])
         else:
@@ -169,7 +169,7 @@ def coverage(trace: Trace, merge_words: bool = False) -> list[CoverageItem]:
     items = []
     for w, word in enumerate(view.source_labels):
         total = float(sum(row[w] for row in view.matrix))
-        if word in SPECIAL_PIECES:
+        if word in _SPECIAL:
             flag = "special"
         elif total < OMISSION_BELOW:
             flag = "omission"

@@ -21,8 +21,8 @@ class Decoded:
     ids: list[int]  # y₁..y_T, ending with </s> when finished
     alpha: np.ndarray  # (T, S) attention rows over the source
     step_logprobs: list[float]
-    top_ids: np.ndarray  # (T, k) most likely pieces at each step
-    top_probs: np.ndarray  # (T, k)
+    top_ids: np.ndarray  # (T, k) the k candidates (most likely pieces) at each step
+    top_probs: np.ndarray  # (T, k) their probabilities
     score: float = 0.0  # ranking score (length-normalised for beam)
     finished: bool = True
 
@@ -75,8 +75,11 @@ def sampling_chooser(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.
 @torch.inference_mode()
 def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
            choose: Chooser = argmax_chooser, prefixes: Sequence[Sequence[int]] | None = None,
-           top_k: int = 5) -> list[Decoded]:
-    """Left-to-right decoding for greedy and sampling; prefixes force the first tokens (forced prefix)."""
+           candidates: int = 5) -> list[Decoded]:
+    """Left-to-right decoding for greedy and sampling; prefixes force the first tokens (forced prefix).
+
+    `candidates`: how many of the most likely pieces to record per step (0: none, for bare translation).
+    """
     cfg = model.config
     batch = memory.mask.size(0)
     device = memory.mask.device
@@ -99,8 +102,8 @@ def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
         if forced is not None and t < longest_prefix:
             y = torch.where(forced[:, t] >= 0, forced[:, t], y)
         y = torch.where(finished, torch.full_like(y, cfg.pad_id), y)
-        if top_k:
-            top = log_probs.topk(top_k, dim=-1)
+        if candidates:
+            top = log_probs.topk(candidates, dim=-1)
             top_ids.append(top.indices)
             top_probs.append(top.values.exp())
         tokens.append(y)
@@ -109,15 +112,15 @@ def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
         finished = finished | (y == cfg.eos_id) | ((t + 1 >= max_len) & (t + 1 >= prefix_len))
         if bool(finished.all()):
             break
-    return _collect(tokens, logps, alphas, top_ids, top_probs, memory.mask, cfg.eos_id, top_k)
+    return _collect(tokens, logps, alphas, top_ids, top_probs, memory.mask, cfg.eos_id, candidates)
 
 
-def _collect(tokens, logps, alphas, top_ids, top_probs, mask, eos_id, top_k) -> list[Decoded]:
+def _collect(tokens, logps, alphas, top_ids, top_probs, mask, eos_id, candidates) -> list[Decoded]:
     tokens = torch.stack(tokens, 1).cpu().numpy()  # (B, T)
     logps = torch.stack(logps, 1).float().cpu().numpy()
     alphas = torch.stack(alphas, 1).float().cpu().numpy()  # (B, T, S)
     lengths = mask.sum(1).cpu().numpy()
-    if top_k:
+    if candidates:
         top_ids = torch.stack(top_ids, 1).cpu().numpy()  # (B, T, k)
         top_probs = torch.stack(top_probs, 1).float().cpu().numpy()
     out = []
@@ -127,24 +130,26 @@ def _collect(tokens, logps, alphas, top_ids, top_probs, mask, eos_id, top_k) -> 
         s = int(lengths[b])
         out.append(Decoded(
             ids=row[:end], alpha=alphas[b, :end, :s], step_logprobs=logps[b, :end].tolist(),
-            top_ids=top_ids[b, :end] if top_k else np.zeros((end, 0), int),
-            top_probs=top_probs[b, :end] if top_k else np.zeros((end, 0)),
+            top_ids=top_ids[b, :end] if candidates else np.zeros((end, 0), int),
+            top_probs=top_probs[b, :end] if candidates else np.zeros((end, 0)),
             score=float(logps[b, :end].sum()), finished=eos_id in row))
     return out
 
 
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT length penalty ((5 + |Y|) / 6)^α (Wu et al. 2016); α = 0 ranks by raw log-probability."""
-    return ((5.0 + length) / 6.0) ** alpha
+def length_norm(length: int, length_penalty: float) -> float:
+    """GNMT length normalisation lp(Y) = ((5 + |Y|) / 6)^length_penalty (Wu et al. 2016); a hypothesis ranks
+    by log p / lp(Y), so length_penalty = 0 ranks by raw log-probability."""
+    return ((5.0 + length) / 6.0) ** length_penalty
 
 
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor, beam_size: int = 5,
-                alpha: float = 1.0, nbest: int = 1, top_k: int = 5, record_tree: bool = False) -> list[BeamResult]:
+                length_penalty: float = 1.0, nbest: int = 1, candidates: int = 5,
+                record_tree: bool = False) -> list[BeamResult]:
     """Beam search over B sentences at once: all B·K live hypotheses advance in one `model.step` call.
 
     Each step keeps, per sentence, the K best extensions that do not end; an </s> among the K best
-    extensions finishes a hypothesis, ranked by log p / length_penalty. A sentence is done when it has
+    extensions finishes a hypothesis, ranked by log p / length_norm. A sentence is done when it has
     K finished hypotheses or reaches its maximum length. History is kept as parent pointers.
     """
     cfg = model.config
@@ -176,7 +181,7 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
         next_scores = cand_scores.gather(1, keep)
         rows = (base + next_beam).view(-1)  # (B*K,) flat row of each survivor's parent
         history.add(next_tok, next_beam, log_probs[rows, next_tok.view(-1)].view(batch, K),
-                    log_probs[:, cfg.eos_id], attn, log_probs.topk(top_k, dim=-1) if top_k else None)
+                    log_probs[:, cfg.eos_id], attn, log_probs.topk(candidates, dim=-1) if candidates else None)
         c_scores, c_beam, c_tok, c_eos, kept = (cand_scores.tolist(), cand_beam.tolist(), cand_tok.tolist(),
                                                 is_eos.tolist(), keep.tolist())
         live_scores = next_scores.tolist()
@@ -185,7 +190,7 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
                 continue
             for j in range(K):  # an </s> among the K best extensions finishes a hypothesis
                 if c_eos[b][j] and c_scores[b][j] > float("-inf"):
-                    finished[b].append((c_scores[b][j] / length_penalty(t + 1, alpha), t, c_beam[b][j]))
+                    finished[b].append((c_scores[b][j] / length_norm(t + 1, length_penalty), t, c_beam[b][j]))
             if record_tree:
                 node_of_beam[b] = _grow_tree(tree[b], node_of_beam[b], t, K, c_scores[b], c_beam[b], c_tok[b],
                                              c_eos[b], kept[b])
@@ -201,7 +206,7 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
     for b in range(batch):
         if not finished[b] and live_at_end[b] is not None:  # nothing ended: rank the live hypotheses
             step, live = live_at_end[b]
-            finished[b] = [(s / length_penalty(step + 1, alpha), step, -1 - j)
+            finished[b] = [(s / length_norm(step + 1, length_penalty), step, -1 - j)
                            for j, s in enumerate(live) if s > float("-inf")]
         ranked = sorted(finished[b], key=lambda f: -f[0])[:max(nbest, 1)]
         hyps = [history.backtrack(b, K, step, beam, score, memory.mask, cfg.eos_id) for score, step, beam in ranked]

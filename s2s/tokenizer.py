@@ -13,8 +13,10 @@ from typing import Iterable
 
 import sentencepiece as spm
 
+# The special ids every s2s tokenizer (and so every Config and batch) uses; the constructor checks them.
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
-SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
+SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}  # id -> piece
+WORD_START = "▁"  # SentencePiece marks the first piece of each word with U+2581
 
 
 def clean_text(text: str) -> str:

@@ -12,81 +12,28 @@ import json
 import math
 import os
 import random
-import shutil
 import threading
 import time
-import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import sacrebleu
 import torch
 from safetensors.torch import load_file, save_file
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from . import data as data_mod
-from .api import DecodeOptions, Translator
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import Config
+from .api import DecodeOptions, Translator, pick_device
+from .card import model_card, refresh_card
+from .checkpoint import load_checkpoint, save_checkpoint, write_checkpoint
+from .evaluate import corpus_bleu
+from .files import atomic_folder
 from .model import Seq2Seq
-from .tokenizer import Tokenizer
+from .recipe import Recipe, build_config, load_splits
+from .tokenizer import EOS_ID, Tokenizer
 
 RESUME_SUFFIX = ".resume"
-
-
-@dataclass
-class Recipe:
-    """Everything needed to reproduce a model from raw data. Read from configs/<name>.toml."""
-
-    name: str = "model"
-    corpus: str = "multi30k"  # multi30k | tatoeba | pairs | mixed (tatoeba + multi30k)
-    data_path: str = "../shared/data/multi30k"  # a folder (multi30k, mixed) or a file (tatoeba, pairs)
-    tatoeba_path: str = ""  # mixed: the Tatoeba TSV
-    multi30k_weight: int = 1  # mixed: how many times Multi30k train is repeated per epoch
-    src_lang: str = "en"
-    tgt_lang: str = "de"
-    split_seed: int = 1234  # tatoeba/pairs: split by source sentence
-    n_val: int = 1000
-    n_test: int = 2000
-    max_words: int = 80
-    src_vocab_size: int = 8000
-    tgt_vocab_size: int = 8000
-    model: dict = field(default_factory=dict)  # Config fields
-    batch_tokens: int = 2000
-    lr: float = 1e-3
-    clip: float = 1.0
-    label_smoothing: float = 0.1
-    max_epochs: int = 30
-    max_minutes: float = 0.0  # 0 = no time limit
-    max_steps: int = 0  # 0 = no step limit
-    eval_every: int = 0  # steps; 0 = once per epoch
-    val_size: int = 0  # 0 = whole validation set for BLEU
-    patience: int = 6  # evaluations without a better BLEU before stopping
-    lr_decay: float = 0.5
-    lr_patience: int = 1  # evaluations without improvement before decaying
-    min_lr: float = 1e-5
-    seed: int = 1
-    threads: int = 0  # 0 = all cores
-    half: bool = True  # store fp16 weights in the checkpoint
-    output: str = "checkpoints/model"
-    description: str = ""
-
-    @classmethod
-    def load(cls, path: str | Path) -> "Recipe":
-        with open(path, "rb") as f:
-            raw = tomllib.load(f)
-        flat: dict = {}
-        for key, value in raw.items():
-            if key == "model" or not isinstance(value, dict):
-                flat[key] = value
-            else:
-                flat.update(value)  # [data], [train] sections are for reading only
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - known)
-        if unknown:
-            raise ValueError(f"{path}: unknown recipe keys {', '.join(unknown)}")
-        return cls(**flat)
 
 
 @dataclass
@@ -141,23 +88,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], source: Tokenizer, target: Tokenizer, max_src_tokens: int,
-                 max_tgt_tokens: int = 400) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(pairs: Sequence[tuple[str, str]], source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
+                 max_src_tokens: int, max_tgt_tokens: int = 400) -> list[tuple[list[int], list[int]]]:
     """Pairs -> (source ids + </s>, target ids); long ones truncated."""
-    eos = 3
-    return [(source.encode(s)[:max_src_tokens - 1] + [eos], target.encode(t)[:max_tgt_tokens])
+    return [(source_tokenizer.encode(s)[:max_src_tokens - 1] + [EOS_ID], target_tokenizer.encode(t)[:max_tgt_tokens])
             for s, t in pairs]
-
-
-def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
-    """Per-hypothesis reference lists -> sacreBLEU's streams (None where a sentence has fewer references)."""
-    width = max(len(r) for r in references)
-    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(width)]
-
-
-def corpus_bleu(hypotheses: list[str], references: list[list[str]]) -> sacrebleu.metrics.bleu.BLEUScore:
-    """references: per hypothesis a list of references (any number)."""
-    return sacrebleu.corpus_bleu(hypotheses, reference_streams(references))
 
 
 @torch.no_grad()
@@ -190,12 +125,13 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
 class Trainer:
     """Runs the loop; `cancel` (a threading.Event) stops it within one batch."""
 
-    def __init__(self, model: Seq2Seq, source: Tokenizer, target: Tokenizer, recipe: Recipe,
+    def __init__(self, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, recipe: Recipe,
                  train_examples: list, val_sources: list[str], val_refs: list[list[str]],
                  device: str | torch.device = "cpu", callback: ProgressCallback | None = None,
                  cancel: threading.Event | None = None, save_best: Callable[["Trainer"], None] | None = None,
                  resume_dir: Path | None = None) -> None:
-        self.model, self.source, self.target, self.recipe = model.to(device), source, target, recipe
+        self.model, self.recipe = model.to(device), recipe
+        self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.train_examples, self.val_sources, self.val_refs = train_examples, val_sources, val_refs
         self.device = torch.device(device)
         self.callback = callback or (lambda p: None)
@@ -203,23 +139,28 @@ class Trainer:
         self.save_best = save_best
         self.resume_dir = resume_dir
         self.optimizer = torch.optim.Adam(model.parameters(), lr=recipe.lr)
+        # lr × lr_decay after lr_patience evaluations without a better score (BLEU, else -loss), down to min_lr
+        self.plateau = ReduceLROnPlateau(self.optimizer, mode="max", factor=recipe.lr_decay,
+                                         patience=max(recipe.lr_patience - 1, 0), threshold=0.0,
+                                         threshold_mode="abs", min_lr=recipe.min_lr)
         self.state = TrainState()
-        val_examples = encode_pairs([(s, r[0]) for s, r in zip(val_sources, val_refs)], source, target,
-                                    model.config.max_src_tokens)
+        val_examples = encode_pairs([(s, r[0]) for s, r in zip(val_sources, val_refs)], source_tokenizer,
+                                    target_tokenizer, model.config.max_src_tokens)
         self.val_batches = list(data_mod.token_batches(val_examples, 4000, seed=0, shuffle=False))
         self.use_amp = self.device.type == "cuda"
 
     # ------------------------------------------------------------ persistence
     def save_resume(self) -> None:
+        """Weights, tokenizers, Adam and the plateau schedule, position in the epoch: all swapped in at once."""
         if self.resume_dir is None:
             return
-        folder = self.resume_dir
-        save_checkpoint(folder, self.model, self.source, self.target, training=asdict(self.state))
         tensors, meta = _optimizer_tensors(self.optimizer)
-        tmp = folder / "optimizer.safetensors.tmp"
-        save_file(tensors, str(tmp))
-        os.replace(tmp, folder / "optimizer.safetensors")
-        (folder / "optimizer.json").write_text(json.dumps(meta))
+        meta["plateau"] = self.plateau.state_dict()
+        with atomic_folder(self.resume_dir) as tmp:
+            write_checkpoint(tmp, self.model, self.source_tokenizer, self.target_tokenizer,
+                             training=asdict(self.state))
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "optimizer.json").write_text(json.dumps(meta))
 
     def load_resume(self) -> bool:
         folder = self.resume_dir
@@ -227,9 +168,14 @@ class Trainer:
             return False
         model, _, _ = load_checkpoint(folder, self.device)
         self.model.load_state_dict(model.state_dict())
-        _restore_optimizer(self.optimizer, load_file(str(folder / "optimizer.safetensors")),
-                           json.loads((folder / "optimizer.json").read_text()))
+        meta = json.loads((folder / "optimizer.json").read_text())
+        _restore_optimizer(self.optimizer, load_file(str(folder / "optimizer.safetensors")), meta)
         self.state = TrainState(**json.loads((folder / "training.json").read_text()))
+        if "plateau" in meta:
+            self.plateau.load_state_dict(meta["plateau"])
+        else:  # saved before the schedule was stored: rebuild it from the counters in training.json
+            self.plateau.best = self.state.best_bleu if self.state.history else self.plateau.best
+            self.plateau.num_bad_epochs = self.state.evals_since_lr_change
         return True
 
     # ------------------------------------------------------------ evaluation
@@ -239,7 +185,7 @@ class Trainer:
         sources, refs = self.val_sources, self.val_refs
         if self.recipe.val_size and len(sources) > self.recipe.val_size:
             sources, refs = sources[:self.recipe.val_size], refs[:self.recipe.val_size]
-        translator = Translator(self.model, self.source, self.target, device=self.device)
+        translator = Translator(self.model, self.source_tokenizer, self.target_tokenizer, device=self.device)
         hyps = translator.translate_batch(sources, DecodeOptions(), batch_size=128)
         bleu = corpus_bleu(hyps, refs).score if sources else math.nan
         loss = validation_loss(self.model, self.val_batches, self.device) if self.val_batches else math.nan
@@ -253,16 +199,13 @@ class Trainer:
                                train_loss=train_loss, lr=lr, elapsed_s=round(st.elapsed_s, 1)))
         score = bleu if not math.isnan(bleu) else -val_loss
         if score > st.best_bleu:
-            st.best_bleu, st.best_step, st.evals_since_best, st.evals_since_lr_change = score, st.step, 0, 0
+            st.best_bleu, st.best_step, st.evals_since_best = score, st.step, 0
             if self.save_best:
                 self.save_best(self)
         else:
             st.evals_since_best += 1
-            st.evals_since_lr_change += 1
-            if st.evals_since_lr_change >= r.lr_patience and lr > r.min_lr:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = max(group["lr"] * r.lr_decay, r.min_lr)
-                st.evals_since_lr_change = 0
+        self.plateau.step(score)
+        st.evals_since_lr_change = self.plateau.num_bad_epochs
         self.callback(Progress("eval", st.step, st.epoch, train_loss, lr=lr, elapsed_s=st.elapsed_s,
                                val_loss=val_loss, val_bleu=bleu, best_bleu=st.best_bleu))
         return r.patience > 0 and st.evals_since_best >= r.patience
@@ -337,43 +280,10 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- full training from a recipe
-def load_splits(recipe: Recipe) -> tuple[dict[str, list[tuple[str, str]]], dict]:
-    """train / val / test pairs for a recipe, cleaned; plus a report of what was dropped."""
-    if recipe.corpus == "multi30k":
-        splits = {name: data_mod.read_multi30k(recipe.data_path, name, recipe.src_lang, recipe.tgt_lang)
-                  for name in ("train", "val")}
-    elif recipe.corpus == "mixed":
-        splits = data_mod.mixed_corpus(recipe.tatoeba_path, recipe.data_path, recipe.src_lang, recipe.tgt_lang,
-                                       recipe.n_val, recipe.n_test, recipe.split_seed, recipe.multi30k_weight)
-        splits.pop("test")
-    elif recipe.corpus in ("tatoeba", "pairs"):
-        if recipe.corpus == "tatoeba":
-            pairs = data_mod.read_tatoeba(recipe.data_path, recipe.src_lang)
-        else:
-            pairs, _ = data_mod.read_user_pairs(recipe.data_path, max_words=recipe.max_words)
-        splits = data_mod.split_by_source(pairs, recipe.n_val, recipe.n_test, recipe.split_seed)
-        splits.pop("test")  # held out: only `s2s evaluate` reads it
-    else:
-        raise ValueError(f"unknown corpus {recipe.corpus!r} (multi30k, tatoeba, pairs, mixed)")
-    report = {}
-    for name in splits:
-        splits[name], dropped = data_mod.clean_pairs(splits[name], recipe.max_words)
-        report[name] = dropped.summary()
-    return splits, report
-
-
-def build_config(recipe: Recipe, source: Tokenizer, target: Tokenizer) -> Config:
-    return Config(**{**recipe.model, "src_vocab_size": source.vocab_size, "tgt_vocab_size": target.vocab_size,
-                     "src_lang": recipe.src_lang, "tgt_lang": recipe.tgt_lang})
-
-
 def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                       cancel: threading.Event | None = None, resume: bool = False, device: str = "auto",
                       output: str | Path | None = None) -> Path:
     """Reproduce a model from raw data: tokenizers, model, loop; the best checkpoint goes to `output`."""
-    from .api import pick_device
-    from .card import write_training_card
-
     output = Path(output or recipe.output)
     resume_dir = output.with_name(output.name + RESUME_SUFFIX)
     set_threads(recipe.threads)
@@ -398,40 +308,22 @@ def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                         train_pairs=len(splits["train"]), state=asdict(trainer.state),
                         parameters=sum(p.numel() for p in model.parameters()))
         save_checkpoint(output, trainer.model, source, target, training=training, half=recipe.half,
-                        card=write_training_card(config, training))
+                        card=model_card(config, training))
 
     trainer = Trainer(model, source, target, recipe, examples, val_sources, val_refs, device, callback, cancel,
                       save_best, resume_dir)
     if resume and not trainer.load_resume():
         raise FileNotFoundError(f"nothing to resume in {resume_dir}")
     state = trainer.run()
-    if not trainer.cancel.is_set():
+    if not trainer.cancel.is_set() and (output / "training.json").exists():
         reason = ("the time limit" if recipe.max_minutes and state.elapsed_s >= recipe.max_minutes * 60 else
                   "the update limit" if recipe.max_steps and state.step >= recipe.max_steps else
                   "the epoch limit" if state.epoch >= recipe.max_epochs else "early stopping")
-        record_final(output, dict(step=state.step, epoch=state.epoch, elapsed_s=round(state.elapsed_s, 1),
-                                  stop_reason=reason, history=state.history))
+        # how the whole run ended goes into training.json and the card; the weights stay the best ones
+        refresh_card(output, training_update=dict(final=dict(
+            step=state.step, epoch=state.epoch, elapsed_s=round(state.elapsed_s, 1), stop_reason=reason,
+            history=state.history)))
     return output
-
-
-def record_final(folder: str | Path, final: dict) -> None:
-    """Add how the whole run ended to a checkpoint's training.json and model card (weights untouched)."""
-    from .card import write_training_card
-    from .checkpoint import CARD_FILE, TRAINING_FILE
-
-    folder = Path(folder)
-    path = folder / TRAINING_FILE
-    if not path.exists():
-        return
-    training = json.loads(path.read_text(encoding="utf-8"))
-    training["final"] = final
-    metrics_path = folder / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
-    card = write_training_card(Config.load(folder / "config.json"), training, metrics)
-    for name, text in ((TRAINING_FILE, json.dumps(training, indent=2) + "\n"), (CARD_FILE, card)):
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, folder / name)
 
 
 # ---------------------------------------------------------------------- fine-tuning in the app
@@ -448,10 +340,12 @@ def fine_tune(base: Translator, train_pairs: Sequence[tuple[str, str]], heldout_
     model = copy.deepcopy(base.model).to(base.device)
     recipe = Recipe(name="fine-tune", lr=lr, batch_tokens=batch_tokens, max_epochs=epochs, max_minutes=max_minutes,
                     patience=0, lr_patience=10**9, seed=seed, label_smoothing=0.1)
-    examples = encode_pairs(train_pairs, base.source, base.target, model.config.max_src_tokens)
+    source_tokenizer, target_tokenizer = base.source_tokenizer, base.target_tokenizer
+    examples = encode_pairs(train_pairs, source_tokenizer, target_tokenizer, model.config.max_src_tokens)
     val_sources, val_refs = data_mod.group_references(heldout_pairs)
-    trainer = Trainer(model, base.source, base.target, recipe, examples, val_sources, val_refs, base.device,
-                      callback, cancel)
-    state = trainer.run()
+    trainer = Trainer(model, source_tokenizer, target_tokenizer, recipe, examples, val_sources, val_refs,
+                      base.device, callback, cancel)
+    train_state = trainer.run()
     model.eval()
-    return Translator(model, base.source, base.target, name=f"{base.name}-finetuned", device=base.device), state
+    tuned = Translator(model, source_tokenizer, target_tokenizer, name=f"{base.name}-finetuned", device=base.device)
+    return tuned, train_state

@@ -20,7 +20,7 @@ def copy_of(folder, tmp_path):
 
 def test_save_then_load_reproduces_identical_outputs(tiny_checkpoint, tmp_path):
     first = Translator.load(tiny_checkpoint, device="cpu")
-    save_checkpoint(tmp_path / "again", first.model, first.source, first.target)
+    save_checkpoint(tmp_path / "again", first.model, first.source_tokenizer, first.target_tokenizer)
     second = Translator.load(tmp_path / "again", device="cpu")
     for text in ["A man rides a bike.", "Two dogs play."]:
         a = first.translate(text, DecodeOptions(method="beam", beam_size=3))
@@ -30,18 +30,18 @@ def test_save_then_load_reproduces_identical_outputs(tiny_checkpoint, tmp_path):
 
 def test_half_precision_storage_loads_back_to_float32(tiny_checkpoint, tmp_path):
     t = Translator.load(tiny_checkpoint, device="cpu")
-    save_checkpoint(tmp_path / "half", t.model, t.source, t.target, half=True)
+    save_checkpoint(tmp_path / "half", t.model, t.source_tokenizer, t.target_tokenizer, half=True)
     assert all(v.dtype == torch.float16 for v in load_file(str(tmp_path / "half" / "model.safetensors")).values())
     model, _, _ = load_checkpoint(tmp_path / "half")
     assert all(p.dtype == torch.float32 for p in model.parameters())
-    assert Translator(model, t.source, t.target).translate("A dog.").translation
+    assert Translator(model, t.source_tokenizer, t.target_tokenizer).translate("A dog.").translation
 
 
 def test_overwriting_is_atomic_and_keeps_the_card(tiny_checkpoint, tmp_path):
     folder = copy_of(tiny_checkpoint, tmp_path)
     (folder / "README.md").write_text("my card")
     t = Translator.load(folder, device="cpu")
-    save_checkpoint(folder, t.model, t.source, t.target)
+    save_checkpoint(folder, t.model, t.source_tokenizer, t.target_tokenizer)
     assert (folder / "README.md").read_text() == "my card"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folders left behind
 

@@ -1,8 +1,7 @@
 import sacrebleu
 
 from s2s.api import DecodeOptions, Translator
-from s2s.evaluate import evaluate
-from s2s.train import corpus_bleu
+from s2s.evaluate import corpus_bleu, evaluate
 from tiny import toy_pairs
 
 

@@ -393,10 +393,10 @@ def test_app_model_tab_loads_a_repo_id_from_the_hub(env, pushed, tmp_path, local
     from s2s import service
 
     env.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "app-cache"))
-    session = service.new_session()
+    session = service.Session()
     result = service.load_from_hub(f"https://huggingface.co/{pushed}", None, session)
     assert result["selected"] == pushed and pushed in result["choices"]
-    assert pushed not in service.model_choices(service.new_session())  # only this browser session sees it
+    assert pushed not in service.model_choices(service.Session())  # only this browser session sees it
     translated = service.translate(pushed, SENTENCES[0], session=result["session"])
     assert translated["translation"] == local_translations[0]
     with pytest.raises(service.UserError, match="not found|does not exist"):

@@ -69,7 +69,7 @@ def test_beam_tree_is_consistent(translator):
 
 def test_forced_prefix_keeps_the_prefix(translator):
     prefix_pieces = translator.translate(SENTENCES[2]).target_pieces[:2]
-    prefix = [translator.piece_id(p) for p in prefix_pieces]
+    prefix = [translator.piece_ids(p, exact=True)[0] for p in prefix_pieces]
     trace = translator.translate(SENTENCES[0], prefix=prefix)
     assert trace.target_pieces[:2] == prefix_pieces
     assert trace.target_pieces[-1] == "</s>"
@@ -80,7 +80,8 @@ def test_forcing_a_candidate_changes_the_continuation(translator):
     state = translator.stepper_advance(state)
     trace = translator.stepper_trace(state, extra_step=True)
     second_choice = trace.top_k[-1][1]
-    forced = translator.stepper_run(translator.stepper_advance(state, second_choice.piece))
+    forced = translator.stepper_run(translator.stepper_advance(state, translator.piece_ids(second_choice.piece,
+                                                                                           exact=True)))
     free = translator.stepper_run(state)
     assert forced.target_ids[1] == second_choice.id
     assert forced.forced[:2] == [False, True]
@@ -90,15 +91,34 @@ def test_forcing_a_candidate_changes_the_continuation(translator):
 
 
 def test_forcing_a_word_outside_the_vocabulary_forces_its_pieces(translator):
-    state = translator.stepper_advance(translator.stepper_start(SENTENCES[0]), "Zyzzyvaxx")
-    assert translator.target.decode(state.target_ids) == "Zyzzyvaxx"
+    start = translator.stepper_start(SENTENCES[0])
+    state = translator.stepper_advance(start, translator.piece_ids("Zyzzyvaxx"))
+    assert translator.target_tokenizer.decode(state.target_ids) == "Zyzzyvaxx"
     assert all(state.forced) and len(state.target_ids) > 1
-    with pytest.raises(ValueError, match="not a piece of the target vocabulary"):
-        translator.piece_id("Zyzzyvaxx")
+    with pytest.raises(ValueError, match="not a piece of this model's target vocabulary"):
+        translator.piece_ids("Zyzzyvaxx", exact=True)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        translator.stepper_advance(state, 10**6)
-    with pytest.raises(ValueError, match="type a word"):
-        translator.stepper_advance(state, "  ")
+        translator.piece_ids(10**6)
+    with pytest.raises(ValueError, match="Type a piece or a word"):
+        translator.piece_ids("  ")
+
+
+def test_a_typed_word_prefers_the_word_initial_piece(translator):
+    word_start = next(p for p in translator.translate(SENTENCES[0]).target_pieces if p.startswith("▁") and len(p) > 2)
+    word = word_start[1:]
+    assert translator.piece_ids(word) == translator.piece_ids(word_start, exact=True)  # "Mann" forces "▁Mann"
+    assert translator.piece_ids("</s>") == [translator.config.eos_id]
+
+
+def test_each_step_click_is_one_greedy_decode(translator, monkeypatch):
+    calls = []
+    decode = search.decode
+    monkeypatch.setattr(search, "decode", lambda *a, **k: calls.append(1) or decode(*a, **k))
+    state = translator.stepper_advance(translator.stepper_start(SENTENCES[0]))
+    continuation = translator.stepper_decode(state)
+    nxt = translator.stepper_advance(state, continuation=continuation)
+    assert translator.stepper_decode(nxt).trace.target_pieces == continuation.trace.target_pieces  # greedy: the same
+    assert len(calls) == 3
 
 
 def test_sampling_is_reproducible_with_a_seed_and_respects_top_k(translator):
@@ -106,7 +126,7 @@ def test_sampling_is_reproducible_with_a_seed_and_respects_top_k(translator):
     a = translator.translate(SENTENCES[0], opts)
     b = translator.translate(SENTENCES[0], DecodeOptions(method="sample", temperature=1.5, seed=7))
     assert a.target_pieces == b.target_pieces
-    top1 = translator.translate(SENTENCES[0], DecodeOptions(method="sample", top_k_sampling=1, seed=3))
+    top1 = translator.translate(SENTENCES[0], DecodeOptions(method="sample", top_k=1, seed=3))
     assert top1.target_pieces == translator.translate(SENTENCES[0]).target_pieces  # top-1 sampling is greedy
 
 
@@ -153,8 +173,10 @@ def test_invalid_options_are_clear_errors(translator):
 
 def test_default_length_penalty_is_the_models_own(translator, monkeypatch):
     text = SENTENCES[3]
-    for alpha in (0.0, 3.0):
-        monkeypatch.setattr(translator.config, "length_penalty", alpha)
+    for penalty in (0.0, 3.0):
+        monkeypatch.setattr(translator.config, "length_penalty", penalty)
         default = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=3))
-        explicit = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=3, length_penalty=alpha))
+        explicit = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=3,
+                                                            length_penalty=penalty))
         assert [h.score for h in default.nbest] == [h.score for h in explicit.nbest]
+

@@ -15,6 +15,9 @@ import torch
 
 from s2s import plots, service
 from s2s.api import Translator
+from s2s.data import PairRow, parse_pairs
+from s2s.service import models as service_models
+from s2s.service import translation as service_translation
 
 MODEL = "tiny-en-de"
 SENTENCE = "A woman sits at a dark bar."
@@ -30,9 +33,9 @@ def checkpoints(tiny_checkpoint, monkeypatch) -> Path:
 
 @pytest.fixture
 def session():
-    data = service.new_session()
+    data = service.Session()
     yield data
-    service.close_session(data)
+    data.close()
 
 
 def tsv(pairs) -> str:
@@ -120,7 +123,8 @@ def test_attention_views_merge_and_bad_traces(session):
 
 def test_export_writes_csv_json_html_and_reports_png(session, monkeypatch):
     trace = service.translate(MODEL, SENTENCE, session=session)["trace"]
-    monkeypatch.setattr(service, "_png_bytes", lambda figure: (_ for _ in ()).throw(RuntimeError("no Chrome")))
+    monkeypatch.setattr(service_translation, "png_bytes",
+                        lambda figure: (_ for _ in ()).throw(RuntimeError("no Chrome")))
     result = service.export_trace(trace, False, session)
     names = [Path(p).name for p in result["files"]]
     assert names == ["attention.csv", "trace.json", "attention.html"]
@@ -137,6 +141,7 @@ def test_export_writes_csv_json_html_and_reports_png(session, monkeypatch):
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs /usr/bin/chromium")
 def test_export_png_with_kaleido(session):
+    service.startup()  # points kaleido at Debian's Chromium, as the app does before serving
     trace = service.translate(MODEL, "A woman.", session=session)["trace"]
     result = service.export_trace(trace, True, session)
     png = [p for p in result["files"] if p.endswith(".png")]
@@ -223,7 +228,7 @@ def test_fine_tune_adds_a_private_model_and_leaves_the_base_alone(session, pairs
     for key, tensor in base.model.state_dict().items():
         assert torch.equal(tensor, before[key]), key  # the shared base model is untouched
     assert service.translate(name, SENTENCE, session=session)["translation"] is not None
-    other = service.new_session()
+    other = service.Session()
     assert name not in service.model_choices(other)  # another browser session never sees it
     with pytest.raises(service.UserError, match="Unknown model"):
         service.translate(name, SENTENCE, session=other)
@@ -231,8 +236,8 @@ def test_fine_tune_adds_a_private_model_and_leaves_the_base_alone(session, pairs
 
 
 def test_a_session_holds_a_limited_number_of_models(session, monkeypatch):
-    monkeypatch.setattr(service, "MAX_SESSION_MODELS", 1)
-    session["models"]["mine"] = {"translator": service.get_translator(MODEL), "folder": None}
+    monkeypatch.setattr(service_models, "MAX_SESSION_MODELS", 1)
+    session.models["mine"] = service.OwnModel(service.get_translator(MODEL), "for this test")
     with pytest.raises(service.UserError, match="Reload the page"):
         run_fine_tune(MODEL, "a\tb\nc\td", None, 1, 1e-3, session)
     with pytest.raises(service.UserError, match="Reload the page"):
@@ -240,14 +245,14 @@ def test_a_session_holds_a_limited_number_of_models(session, monkeypatch):
 
 
 def test_pairs_marked_test_are_held_out(pairs):
-    rows = service.parse_pair_text("\n".join(f"{s}\t{t}\t{'test' if i < 3 else ''}"
-                                             for i, (s, t) in enumerate(pairs[:12])))
+    rows = parse_pairs("\n".join(f"{s}\t{t}\t{'test' if i < 3 else ''}" for i, (s, t) in enumerate(pairs[:12])),
+                       marks=True)
     train, heldout, note = service.split_pairs(rows)
     assert len(heldout) == 3 and len(train) == 9 and "marked 'test'" in note
-    train, heldout, _ = service.split_pairs([(s, t, False) for s, t in pairs[:30]])
+    train, heldout, _ = service.split_pairs([PairRow(s, t, n) for n, (s, t) in enumerate(pairs[:30], 1)])
     assert len(heldout) == 3 and len(train) == 27
-    csv_rows = service.parse_pair_text('source,target\n"Hello, you",Hallo du\nA dog,Ein Hund,test\n')
-    assert csv_rows == [("Hello, you", "Hallo du", False), ("A dog", "Ein Hund", True)]
+    csv_rows = parse_pairs('source,target\n"Hello, you",Hallo du\nA dog,Ein Hund,test\n', marks=True)
+    assert csv_rows == [PairRow("Hello, you", "Hallo du", 2, False), PairRow("A dog", "Ein Hund", 3, True)]
 
 
 def test_fine_tune_reads_uploaded_files(session, pairs, tmp_path):
@@ -283,7 +288,7 @@ def test_garbage_files_are_clear_errors(tmp_path, make, message):
 
 @pytest.mark.parametrize("text, epochs, lr, message", [
     ("", 1, 1e-3, "No sentence pairs"),
-    ("just one column", 1, 1e-3, "expected two columns"),
+    ("just one column", 1, 1e-3, "Text box, row 1: expected 2 comma-separated columns"),
     ("a\tb", 1, 1e-3, "At least 2 pairs"),
     ("a\tb\nc\td", 0, 1e-3, "Epochs must be between 1 and 20"),
     ("a\tb\nc\td", 21, 1e-3, "Epochs must be between 1 and 20"),
@@ -340,7 +345,7 @@ def test_load_from_hub_adds_the_model_to_this_session_only(session, tiny_checkpo
     assert calls["load"] == ("someone/s2s-tiny", "v1")
     assert result["selected"] == "someone/s2s-tiny@v1" and result["selected"] in result["choices"]
     assert service.translate(result["selected"], SENTENCE, session=session)["translation"] is not None
-    assert result["selected"] not in service.model_choices(service.new_session())
+    assert result["selected"] not in service.model_choices(service.Session())
 
 
 def test_load_from_hub_errors(session, tiny_checkpoint, monkeypatch):
@@ -361,7 +366,7 @@ def test_push_to_hub_uses_the_token_once_and_hides_it_in_errors(session, tiny_ch
     message = service.push_to_hub(MODEL, "me/s2s-test", "hf_secret", True, session)
     assert "https://huggingface.co/me/s2s-test" in message
     assert calls["push"] == (str(tiny_checkpoint), "me/s2s-test", "hf_secret", True)
-    assert "hf_secret" not in json.dumps({k: v for k, v in session.items() if k != "models"})
+    assert "hf_secret" not in repr(session)
     with pytest.raises(service.UserError, match="access token"):
         service.push_to_hub(MODEL, "me/s2s-test", "", True, session)
     with pytest.raises(service.UserError, match="repository id"):

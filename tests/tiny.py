@@ -9,7 +9,7 @@ from s2s.checkpoint import save_checkpoint
 from s2s.config import Config
 from s2s.data import Batch, make_batch
 from s2s.model import Seq2Seq
-from s2s.tokenizer import Tokenizer
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 from s2s.train import encode_pairs
 
 TOY = Path(__file__).resolve().parent / "data" / "toy_en_de.tsv"
@@ -35,7 +35,7 @@ def tiny_tokenizers(pairs=None) -> tuple[Tokenizer, Tokenizer]:
 def overfit(model: Seq2Seq, examples, steps: int, lr: float = 1e-2) -> float:
     """Full-batch Adam on a few examples; returns the last loss."""
     torch.manual_seed(0)
-    batch: Batch = make_batch(examples, 0, 2, 3)
+    batch: Batch = make_batch(examples, PAD_ID, BOS_ID, EOS_ID)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     loss = torch.tensor(0.0)

@@ -1,0 +1,124 @@
+"""The Step tab: decode one piece at a time, force other pieces, go back, run to the end.
+
+The tab's state is a plain dict (the StepperState fields plus the model name) kept in gr.State. Every click
+costs one decode: the greedy continuation of the prefix chosen so far (`Translator.stepper_decode`), which
+gives the next step's candidates, the attention so far and the "if the model went on" text at once.
+"""
+from __future__ import annotations
+
+from .. import plots
+from ..api import Continuation, StepperState, Translator
+from .common import UserError, check_text, gpu, md
+from .models import Session, get_translator
+
+
+@gpu()
+def step_start(model: str, text: str, session: Session | None = None) -> dict:
+    """Begin decoding `text` one piece at a time (nothing decoded yet)."""
+    text = check_text(text)
+    translator = get_translator(model, session)
+    return _view(translator, model, translator.stepper_start(text))
+
+
+@gpu()
+def step_next(step_state: dict | None, session: Session | None = None) -> dict:
+    """The model's most likely next piece."""
+    translator, name, stepper = _stepper(step_state, session)
+    if stepper.done:
+        return _view(translator, name, stepper, message="Decoding has finished.")
+    continuation = translator.stepper_decode(stepper)  # the same decode serves the next state: it is greedy
+    return _view(translator, name, translator.stepper_advance(stepper, continuation=continuation), continuation)
+
+
+@gpu()
+def step_back(step_state: dict | None, session: Session | None = None) -> dict:
+    """Undo the last piece."""
+    translator, name, stepper = _stepper(step_state, session)
+    if not stepper.target_ids:
+        return _view(translator, name, stepper, message="Already at the start.")
+    return _view(translator, name, translator.stepper_back(stepper))
+
+
+@gpu()
+def step_run(step_state: dict | None, session: Session | None = None) -> dict:
+    """Greedy decoding to the end, keeping every piece chosen so far."""
+    translator, name, stepper = _stepper(step_state, session)
+    continuation = None if stepper.done else translator.stepper_decode(stepper)
+    return _view(translator, name, translator.stepper_run(stepper, continuation), continuation)
+
+
+@gpu()
+def step_reset(step_state: dict | None, session: Session | None = None) -> dict:
+    """Back to step 0 for the same sentence."""
+    translator, name, stepper = _stepper(step_state, session)
+    return _view(translator, name, translator.stepper_start(stepper.source))
+
+
+@gpu()
+def step_force(step_state: dict | None, token: str, session: Session | None = None, exact: bool = False) -> dict:
+    """Force `token` as the next piece (or pieces) instead of the model's choice, then show what follows.
+
+    exact=True: a clicked candidate, one vocabulary piece. Otherwise typed text (see Translator.piece_ids).
+    """
+    translator, name, stepper = _stepper(step_state, session)
+    if stepper.done:
+        raise UserError("Decoding has finished. Press Back (or Reset) first, then force a piece.")
+    try:
+        ids = translator.piece_ids(token, exact=exact)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    stepper = translator.stepper_advance(stepper, forced=ids)
+    return _view(translator, name, stepper, message=f"Forced: {' '.join(translator.target_tokenizer.pieces(ids))}")
+
+
+def _stepper(step_state: dict | None, session: Session | None) -> tuple[Translator, str, StepperState]:
+    """The model and StepperState behind the tab's state dict, checked (it comes from the browser)."""
+    if not step_state or not step_state.get("source"):
+        raise UserError("Type a sentence and press Start first.")
+    name = step_state.get("model")
+    translator = get_translator(name, session)
+    try:
+        stepper = StepperState(source=str(step_state["source"]), target_ids=[int(i) for i in step_state["target_ids"]],
+                               forced=[bool(f) for f in step_state["forced"]], done=bool(step_state["done"]))
+    except (KeyError, TypeError, ValueError):
+        raise UserError("The step-by-step state is damaged; press Start again.") from None
+    if len(stepper.forced) != len(stepper.target_ids) or any(
+            not 0 <= i < translator.target_tokenizer.vocab_size for i in stepper.target_ids):
+        raise UserError("The step-by-step state does not fit this model; press Start again.")
+    return translator, name, stepper
+
+
+def _view(translator: Translator, name: str, stepper: StepperState, continuation: Continuation | None = None,
+          message: str = "") -> dict:
+    """Everything the Step tab draws for one state, from one greedy decode of its prefix."""
+    continuation = continuation or translator.stepper_decode(stepper)
+    so_far = translator.stepper_trace(stepper, continuation=continuation)
+    full, n = continuation.trace, len(stepper.target_ids)
+    candidates = full.top_k[n] if len(full.top_k) > n else []
+    if len(full.attention) > n:
+        alpha, alpha_title = full.attention[n], f"Attention over the source while choosing piece {n + 1}"
+    elif n:
+        alpha, alpha_title = full.attention[n - 1], f"Attention over the source at the last step ({n})"
+    else:
+        alpha, alpha_title = None, ""
+    if n:
+        heatmap = plots.attention_figure(so_far, title=f"Attention so far ({n} piece{'s' * (n != 1)})")
+    else:
+        heatmap = plots.empty_figure("Press Next: each step adds one row here.", height=320)
+    return dict(
+        state={"model": name, **stepper.to_dict()},
+        prefix=[(piece + " ", "forced" if was_forced else None)
+                for piece, was_forced in zip(so_far.target_pieces, stepper.forced)],
+        text=so_far.translation, continuation=so_far.translation if stepper.done else full.translation,
+        choices=[(f"{c.piece}   {c.prob:.1%}", c.piece) for c in candidates],
+        candidates=plots.candidates_figure(candidates),
+        step_attention=plots.source_attention_figure(so_far.source_pieces, alpha, alpha_title or "Attention"),
+        heatmap=heatmap, status=_status(stepper, message, full.notice), done=stepper.done)
+
+
+def _status(stepper: StepperState, message: str, notice: str) -> str:
+    n, forced = len(stepper.target_ids), sum(stepper.forced)
+    status = (f"Step {n}" + (f" · {forced} forced by you" if forced else "")
+              + (" · finished (the translation ended with </s> or reached the length limit): press Back to change "
+                 "a piece, or Reset" if stepper.done else " · next: the model's top candidates below"))
+    return md(status) + (f"  \n{md(message)}" if message else "") + (f"  \n{md(notice)}" if notice else "")
