@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import json
+import math
 import sys
 import threading
 from pathlib import Path
@@ -29,12 +31,28 @@ def _options(args) -> DecodeOptions:
     return DecodeOptions()
 
 
+def read_lines(path: str | None) -> list[str]:
+    """Lines of a file (or stdin when path is None) as UTF-8. Invalid bytes become U+FFFD, and a note on
+    stderr says how many there were, instead of aborting the run."""
+    data = Path(path).read_bytes() if path else sys.stdin.buffer.read()
+    data = data.removeprefix(codecs.BOM_UTF8)
+    text = data.decode("utf-8", errors="replace")
+    invalid = len(data) - len(data.decode("utf-8", errors="ignore").encode("utf-8"))
+    if invalid:
+        name = Path(path).name if path else "stdin"
+        print(f"s2s translate: note: {invalid} byte{'s' * (invalid != 1)} of {name} "
+              f"{'were' if invalid != 1 else 'was'} not valid UTF-8 and became U+FFFD", file=sys.stderr)
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if lines[-1] == "":  # the newline ending the last line
+        lines.pop()
+    return lines
+
+
 def cmd_translate(args) -> int:
-    translator = load_translator(args.model, args.device, args.revision)
     options = _options(args)
     options.validate()
-    source = open(args.input, encoding="utf-8", errors="replace") if args.input else sys.stdin
-    lines = [line.rstrip("\n") for line in source]
+    translator = load_translator(args.model, args.device, args.revision)
+    lines = read_lines(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
         if args.json or (options.method == "beam" and args.nbest > 1):
@@ -75,8 +93,9 @@ def cmd_train(args) -> int:
         elif p.kind == "eval":
             bar.write(f"step {p.step} epoch {p.epoch}: val BLEU {p.val_bleu:.2f} val loss {p.val_loss:.3f} "
                       f"(best {p.best_bleu:.2f}) {p.elapsed_s / 60:.1f} min")
-        if log:
-            log.write(json.dumps(p.__dict__) + "\n")
+        if log:  # NaN (a value not measured at this step) is not JSON: null
+            record = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in vars(p).items()}
+            log.write(json.dumps(record, allow_nan=False) + "\n")
             log.flush()
 
     cancel = threading.Event()
@@ -130,6 +149,33 @@ def cmd_push(args) -> int:
     return 0
 
 
+MAX_BATCH_SIZE = 1024
+MAX_MINUTES = 7 * 24 * 60
+MAX_STEPS = 10**9
+MAX_THREADS = 1024
+
+
+def bounded(kind: type, low: float, high: float, label: str):
+    """An argparse type: an int (or finite float) in [low, high], or a message naming the range."""
+    noun, shown = ("an integer", f"{low} to {high}") if kind is int else ("a number", f"{low:g} to {high:g}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:  # NaN fails every comparison
+            raise argparse.ArgumentTypeError(f"{label} must be {noun} from {shown}, got {text[:40]!r}")
+        return value
+    return parse
+
+
+def decode_option(name: str):
+    """An argparse type for a DecodeOptions field, with the range its validate() enforces."""
+    low, high = DecodeOptions.RANGES[name]
+    return bounded(float if isinstance(low, float) else int, low, high, DecodeOptions.LABELS[name])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2s", description="LSTM encoder-decoder translation that shows its work")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,15 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--revision", help="Hub branch, tag or commit")
     t.add_argument("--input", help="file of sentences, one per line (default: stdin)")
     t.add_argument("--output", help="write here instead of stdout")
-    t.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
-    t.add_argument("--length-penalty", type=float, help="beam length penalty α (default: the model's own)")
-    t.add_argument("--nbest", type=int, default=1, help="print the n best (tab-separated text and score)")
+    t.add_argument("--beam", type=decode_option("beam_size"), default=1, help="beam width (1 = greedy)")
+    t.add_argument("--length-penalty", type=decode_option("length_penalty"),
+                   help="beam length penalty α (default: the model's own)")
+    t.add_argument("--nbest", type=decode_option("nbest"), default=1,
+                   help="print the n best (tab-separated text and score)")
     t.add_argument("--sample", action="store_true", help="sample instead of searching")
-    t.add_argument("--temperature", type=float, default=1.0)
-    t.add_argument("--top-k", type=int, default=0)
-    t.add_argument("--top-p", type=float, default=1.0)
-    t.add_argument("--seed", type=int)
-    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--temperature", type=decode_option("temperature"), default=1.0)
+    t.add_argument("--top-k", type=decode_option("top_k"), default=0, help="0 = no top-k cut")
+    t.add_argument("--top-p", type=decode_option("top_p"), default=1.0)
+    t.add_argument("--seed", type=decode_option("seed"))
+    t.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     t.add_argument("--json", action="store_true", help="one JSON trace (with attention) per line")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda")
     t.set_defaults(func=cmd_translate)
@@ -156,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True)
     tr.add_argument("--output", help="checkpoint folder (default: the recipe's output)")
     tr.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
-    tr.add_argument("--max-minutes", type=float)
-    tr.add_argument("--max-steps", type=int)
-    tr.add_argument("--threads", type=int, help="CPU threads (default: the recipe's; 0 = all cores)")
+    tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"), help="0 = no limit")
+    tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"), help="0 = no limit")
+    tr.add_argument("--threads", type=bounded(int, 0, MAX_THREADS, "thread count"),
+                    help="CPU threads (default: the recipe's; 0 = all cores)")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--log", help="append progress as JSON lines here")
     tr.add_argument("--quiet", action="store_true")
@@ -170,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="test_2016_flickr test_2017_flickr test_2017_mscoco val tatoeba-test tatoeba-val everyday "
                         "or a file")
     e.add_argument("--data", help="Multi30k folder or Tatoeba file (default ../shared/data/...)")
-    e.add_argument("--beam", type=int, nargs="+", default=[5], help="beam widths (1 = greedy)")
-    e.add_argument("--length-penalty", type=float, help="beam length penalty α (default: the model's own)")
-    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--beam", type=decode_option("beam_size"), nargs="+", default=[5], help="beam widths (1 = greedy)")
+    e.add_argument("--length-penalty", type=decode_option("length_penalty"),
+                   help="beam length penalty α (default: the model's own)")
+    e.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     e.add_argument("--json", help="write the scores here")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model card")
     e.add_argument("--device", default="auto")

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 S2S = [sys.executable, "-m", "s2s.cli"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
@@ -56,3 +58,102 @@ def test_evaluate_writes_scores_with_signature(tiny_checkpoint, tmp_path):
     scores = json.loads(out.read_text())
     assert set(scores) == {f"{test_file}/greedy", f"{test_file}/beam 3"}
     assert all("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in s["signature"] for s in scores.values())
+
+
+# ---------------------------------------------------------------------- hostile options (issue 11, item 7)
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "-1", "--batch-size: batch size must be an integer from 1 to 1024, got '-1'"),
+    ("--batch-size", "0", "--batch-size: batch size must be an integer from 1 to 1024"),
+    ("--batch-size", "x", "--batch-size: batch size must be an integer from 1 to 1024, got 'x'"),
+    ("--beam", "0", "--beam: beam width must be an integer from 1 to 64, got '0'"),
+    ("--beam", "-1", "--beam: beam width must be an integer from 1 to 64"),
+    ("--nbest", "0", "--nbest: n-best must be an integer from 1 to 64"),
+    ("--top-k", "-5", "--top-k: top-k must be an integer from 0 to 1000"),
+    ("--temperature", "nan", "--temperature: temperature must be a number from 0.05 to 10, got 'nan'"),
+    ("--temperature", "0", "--temperature: temperature must be a number from 0.05 to 10"),
+    ("--temperature", "inf", "--temperature: temperature must be a number from 0.05 to 10"),
+    ("--top-p", "nan", "--top-p: top-p must be a number from 0.05 to 1"),
+    ("--top-p", "1.5", "--top-p: top-p must be a number from 0.05 to 1"),
+    ("--top-p", "0", "--top-p: top-p must be a number from 0.05 to 1"),
+    ("--length-penalty", "nan", "--length-penalty: length penalty must be a number from 0 to 5"),
+    ("--length-penalty", "-1", "--length-penalty: length penalty must be a number from 0 to 5"),
+    ("--seed", "-3", "--seed: seed must be an integer from 0 to 2147483647"),
+])
+def test_out_of_range_translate_options_are_refused_by_argparse(tiny_checkpoint, option, value, message):
+    result = run(["translate", "--model", str(tiny_checkpoint), "--sample", option, value], "A dog.\n")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--model", "m", "--beam", "5", "0"], "--beam: beam width must be an integer from 1 to 64"),
+    (["evaluate", "--model", "m", "--batch-size", "0"], "--batch-size: batch size must be an integer from 1 to"),
+    (["evaluate", "--model", "m", "--length-penalty", "nan"], "--length-penalty: length penalty must be a number"),
+    (["train", "--config", "c", "--max-minutes", "nan"], "--max-minutes: time limit must be a number from 0 to"),
+    (["train", "--config", "c", "--max-minutes", "-1"], "--max-minutes: time limit must be a number from 0 to"),
+    (["train", "--config", "c", "--max-steps", "-1"], "--max-steps: update limit must be an integer from 0 to"),
+    (["train", "--config", "c", "--threads", "-2"], "--threads: thread count must be an integer from 0 to"),
+])
+def test_out_of_range_evaluate_and_train_options_are_refused(args, message):
+    result = run(args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+def test_invalid_utf8_on_stdin_is_replaced_and_reported_like_input_files(tiny_checkpoint, tmp_path):
+    data = b"A dog \xff\xfe runs.\nTwo \xc3 dogs.\nA man.\n"
+    via_stdin = subprocess.run(S2S + ["translate", "--model", str(tiny_checkpoint)], input=data,
+                               capture_output=True, env=ENV, timeout=120)
+    assert via_stdin.returncode == 0, via_stdin.stderr
+    assert len(via_stdin.stdout.decode("utf-8").split("\n")) == 4  # three translations, nothing lost
+    assert b"note: 3 bytes of stdin were not valid UTF-8 and became U+FFFD" in via_stdin.stderr
+    (tmp_path / "in.txt").write_bytes(data)
+    via_file = run(["translate", "--model", str(tiny_checkpoint), "--input", str(tmp_path / "in.txt")])
+    assert via_file.returncode == 0 and via_file.stdout == via_stdin.stdout.decode("utf-8")
+    assert "3 bytes of in.txt were not valid UTF-8" in via_file.stderr
+    clean = run(["translate", "--model", str(tiny_checkpoint)], "A man.\n")
+    assert clean.returncode == 0 and "UTF-8" not in clean.stderr
+
+
+# ---------------------------------------------------------------------- training log (issue 11, item 10)
+TINY_RECIPE = """
+name = "tiny"
+[data]
+corpus = "pairs"
+data_path = "{data}"
+n_val = 6
+n_test = 6
+src_vocab_size = 400
+tgt_vocab_size = 400
+[model]
+emb_size = 32
+encoder_hidden_size = 32
+hidden_size = 32
+attentional_size = 32
+dropout = 0.1
+[train]
+batch_tokens = 300
+lr = 0.005
+max_steps = 10
+eval_every = 5
+patience = 0
+threads = 1
+half = false
+seed = 3
+"""
+
+
+def test_train_log_is_json_lines_without_nan(tmp_path):
+    (tmp_path / "tiny.toml").write_text(TINY_RECIPE.format(data=Path(__file__).parent / "data" / "toy_en_de.tsv"))
+    result = run(["train", "--config", str(tmp_path / "tiny.toml"), "--output", str(tmp_path / "m"), "--log",
+                  str(tmp_path / "log.jsonl"), "--quiet", "--device", "cpu"])
+    assert result.returncode == 0, result.stderr
+
+    def no_constants(name):
+        raise ValueError(f"{name} is not JSON")
+
+    records = [json.loads(line, parse_constant=no_constants)
+               for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert {"eval", "done"} <= {r["kind"] for r in records}
+    assert any(value is None for r in records for value in r.values())  # a value not measured at a step: null
+    evaluation = next(r for r in records if r["kind"] == "eval")
+    assert isinstance(evaluation["val_loss"], float) and isinstance(evaluation["val_bleu"], float)
