@@ -115,19 +115,7 @@ def translate_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleN
                 translation = gr.Textbox(label="Translation", lines=2, interactive=False, buttons=["copy"],
                                          elem_id="translation", elem_classes="s2s-translation")
             with gr.Column(scale=2):
-                method = gr.Radio(list(service.DecodeOptions.METHODS), value="greedy", label="Decoding",
-                                  info="greedy: most likely piece each step; beam: keep several hypotheses; "
-                                       "sample: draw at random")
-                with gr.Group(visible=False) as beam_controls:
-                    beam_size = slider("beam_size", 5, 1, "Beam width")
-                    length_penalty = slider("length_penalty", 1.0, 0.1, "Length penalty α",
-                                            info="score = log p / length^α (0: no normalisation)")
-                    nbest = slider("nbest", 3, 1, "n-best", info="at most the beam width")
-                with gr.Group(visible=False) as sample_controls:
-                    temperature = slider("temperature", 1.0, 0.05, "Temperature")
-                    top_k = slider("top_k", 0, 1, "Top-k (0: off)")
-                    top_p = slider("top_p", 1.0, 0.05, "Top-p (nucleus)")
-                    seed = gr.Number(value=1, precision=0, label="Seed (empty: random)")
+                d = decoding_controls()
                 nbest_table = gr.Dataframe(headers=["#", "translation", "score", "log-prob"],
                                            label="n-best list (score = length-normalised log-prob)",
                                            interactive=False, wrap=True, column_widths=["8%", "52%", "20%", "20%"])
@@ -167,18 +155,36 @@ def translate_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleN
         result = service.export_trace(trace, merge, session)
         return {export_files: result["files"], export_message: result["message"]}
 
-    method.change(lambda m: {beam_controls: gr.Group(visible=m == "beam"), sample_controls: gr.Group(visible=m == "sample")},
-                  method, [beam_controls, sample_controls], api_name="decoding_controls", api_visibility="private",
-                  queue=False)
     gr.on([translate_btn.click, source.submit], on_translate,
-          [model_picker, source, method, beam_size, length_penalty, nbest, temperature, top_k, top_p, seed, merge,
-           session_state],
+          [model_picker, source, d.method, d.beam_size, d.length_penalty, d.nbest, d.temperature, d.top_k, d.top_p,
+           d.seed, merge, session_state],
           [translation, nbest_table, heatmap, coverage, coverage_notes, beam_tree, trace_json], api_name="translate",
           concurrency_limit=DECODE_LIMIT, concurrency_id="decode")
     merge.input(on_merge, [trace_json, merge], [heatmap, coverage, coverage_notes], api_name="attention_views")
     export_btn.click(on_export, [trace_json, merge, session_state], [export_files, export_message], api_name="export",
                      concurrency_limit=2)
-    return SimpleNamespace(source=source, examples=examples, length_penalty=length_penalty)
+    return SimpleNamespace(source=source, examples=examples, length_penalty=d.length_penalty)
+
+
+def decoding_controls() -> SimpleNamespace:
+    """The decoding method and, shown for the method chosen, its options."""
+    method = gr.Radio(list(service.DecodeOptions.METHODS), value="greedy", label="Decoding",
+                      info="greedy: most likely piece each step; beam: keep several hypotheses; sample: draw at random")
+    with gr.Group(visible=False) as beam_controls:
+        beam_size = slider("beam_size", 5, 1, "Beam width")
+        length_penalty = slider("length_penalty", 1.0, 0.1, "Length penalty α",
+                                info="score = log p / length^α (0: no normalisation)")
+        nbest = slider("nbest", 3, 1, "n-best", info="at most the beam width")
+    with gr.Group(visible=False) as sample_controls:
+        temperature = slider("temperature", 1.0, 0.05, "Temperature")
+        top_k = slider("top_k", 0, 1, "Top-k (0: off)")
+        top_p = slider("top_p", 1.0, 0.05, "Top-p (nucleus)")
+        seed = gr.Number(value=1, precision=0, label="Seed (empty: random)")
+    method.change(lambda m: {beam_controls: gr.Group(visible=m == "beam"), sample_controls: gr.Group(visible=m == "sample")},
+                  method, [beam_controls, sample_controls], api_name="decoding_controls", api_visibility="private",
+                  queue=False)
+    return SimpleNamespace(method=method, beam_size=beam_size, length_penalty=length_penalty, nbest=nbest,
+                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
 
 
 # ---------------------------------------------------------------------- 2. Step by step
@@ -210,14 +216,7 @@ def step_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamesp
             with gr.Column():
                 step_attention = gr.Plot(label="Attention at this step", elem_id="step-attention")
         heatmap = gr.Plot(label="Attention so far", elem_id="step-heatmap")
-        with gr.Accordion("Beam search tree", open=False):
-            gr.Markdown(TREE_HELP, elem_classes="s2s-note")
-            with gr.Row():
-                tree_width = slider("beam_size", 3, 1, "Beam width", high=TREE_MAX_WIDTH)
-                tree_penalty = slider("length_penalty", 1.0, 0.1, "Length penalty α")
-                tree_btn = gr.Button("Draw the beam tree for this sentence")
-            tree_translation = gr.Textbox(label="Beam search translation", interactive=False)
-            tree_plot = gr.Plot(label="Beam tree", elem_id="step-beam-tree")
+        tree_penalty = beam_tree_section(model_picker, source, session_state)
         step_state = gr.State(None)
 
     def on_step(action, *names: str, **options):
@@ -235,11 +234,6 @@ def step_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamesp
             [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
         return handler
 
-    @friendly
-    def on_beam_tree(model, text, beam_size, length_penalty, session):
-        result = service.beam_tree(model, text, beam_size, length_penalty, session)
-        return {tree_plot: result["figure"], tree_translation: result["translation"]}
-
     outputs = [step_state, status, prefix, continuation, candidates, pick, step_attention, heatmap]
     limits = dict(concurrency_limit=DECODE_LIMIT, concurrency_id="decode")
     gr.on([start_btn.click, source.submit], on_step(service.step_start, "model", "text", "session"),
@@ -252,9 +246,29 @@ def step_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamesp
                outputs, api_name="step_force_candidate", **limits)
     gr.on([force_btn.click, typed.submit], on_step(service.step_force, "state", "token", "session", exact=False),
           [step_state, typed, session_state], outputs, api_name="step_force", **limits)
-    tree_btn.click(on_beam_tree, [model_picker, source, tree_width, tree_penalty, session_state],
-                   [tree_plot, tree_translation], api_name="beam_tree", **limits)
     return SimpleNamespace(source=source, tree_penalty=tree_penalty)
+
+
+def beam_tree_section(model_picker: gr.Dropdown, source: gr.Textbox, session_state: gr.State) -> gr.Slider:
+    """The beam search tree of the Step tab's sentence; returns its length-penalty slider."""
+    with gr.Accordion("Beam search tree", open=False):
+        gr.Markdown(TREE_HELP, elem_classes="s2s-note")
+        with gr.Row():
+            tree_width = slider("beam_size", 3, 1, "Beam width", high=TREE_MAX_WIDTH)
+            tree_penalty = slider("length_penalty", 1.0, 0.1, "Length penalty α")
+            tree_btn = gr.Button("Draw the beam tree for this sentence")
+        tree_translation = gr.Textbox(label="Beam search translation", interactive=False)
+        tree_plot = gr.Plot(label="Beam tree", elem_id="step-beam-tree")
+
+    @friendly
+    def on_beam_tree(model, text, beam_size, length_penalty, session):
+        result = service.beam_tree(model, text, beam_size, length_penalty, session)
+        return {tree_plot: result["figure"], tree_translation: result["translation"]}
+
+    tree_btn.click(on_beam_tree, [model_picker, source, tree_width, tree_penalty, session_state],
+                   [tree_plot, tree_translation], api_name="beam_tree", concurrency_limit=DECODE_LIMIT,
+                   concurrency_id="decode")
+    return tree_penalty
 
 
 # ---------------------------------------------------------------------- 3. Fine-tune
