@@ -1,10 +1,10 @@
-"""app.py: the Blocks build, and real round trips through a launched server with gradio_client."""
+"""app.py: the Blocks build, and real round trips with gradio_client through the app server that
+test_browser shares (conftest.app_server: `python app.py` serving html-en-de and tiny-en-de)."""
 from __future__ import annotations
 
 import ast
 import json
 import os
-import socket
 import zipfile
 from pathlib import Path
 
@@ -13,12 +13,6 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "tiny-en-de"
 SENTENCE = "A woman sits at a dark bar."
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +24,9 @@ def app_module(tiny_checkpoint):
         yield app
 
 
-@pytest.fixture(scope="module")
-def server(app_module):
-    demo = app_module.build_demo()
-    port = free_port()
-    app_module.launch(demo, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+@pytest.fixture
+def server(app_server) -> str:
+    return app_server
 
 
 @pytest.fixture

@@ -1,106 +1,39 @@
 """The app in a real browser (Playwright driving Debian's Chromium): what a person actually sees.
 
-`python app.py` runs in a subprocess on a free port with a tiny checkpoint whose vocabularies hold the
-literal piece `<b>x</b>` (a SentencePiece user-defined symbol), so the heatmap's tick labels must show
-`<b>x</b>` and `</s>` as text, not as HTML. Screenshots go to tests/artifacts/ (gitignored).
+The app is conftest.app_server (`python app.py` as a user runs it), shared with test_app. Its first model,
+html-en-de, has vocabularies that hold the literal piece `<b>x</b>` (a SentencePiece user-defined symbol), so
+the heatmap's tick labels must show `<b>x</b>` and `</s>` as text, not as HTML. Screenshots go to
+tests/artifacts/ (gitignored).
 """
 from __future__ import annotations
 
-import io
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-import sentencepiece as spm
-import torch
 
 from s2s.api import Translator
-from s2s.card import model_card
-from s2s.checkpoint import save_checkpoint
-from s2s.model import Seq2Seq
 from s2s.plots import attention_view
-from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
-from s2s.train import encode_pairs
-from tiny import overfit, tiny_config, toy_pairs
+from tiny import APP_MODELS, HTML_PIECE, toy_pairs
 
 CHROMIUM = Path("/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-MODEL = "tiny-html-en-de"
-HTML_PIECE = "<b>x</b>"
+MODEL = APP_MODELS[0]
 SENTENCE = f"A {HTML_PIECE} dog."
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium")
-
-
-def html_tokenizer(lines: list[str]) -> Tokenizer:
-    """A tiny SentencePiece model in which `<b>x</b>` is one piece (a user-defined symbol)."""
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines), model_writer=model, vocab_size=400, model_type="bpe", character_coverage=1.0,
-        byte_fallback=True, hard_vocab_limit=False, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
-        user_defined_symbols=[HTML_PIECE], num_threads=1, minloglevel=2)
-    return Tokenizer(model.getvalue())
-
-
-def make_html_checkpoint(folder: Path) -> Path:
-    torch.manual_seed(0)
-    pairs = toy_pairs()[:20] + [(SENTENCE, f"Ein {HTML_PIECE} Hund.")] * 2
-    source, target = html_tokenizer([s for s, _ in toy_pairs()] + [SENTENCE]), \
-        html_tokenizer([t for _, t in toy_pairs()] + [f"Ein {HTML_PIECE} Hund."])
-    model = Seq2Seq(tiny_config(source, target))
-    overfit(model, encode_pairs(pairs, source, target, model.config.max_src_tokens), steps=120)
-    training = {"recipe": {"name": MODEL, "corpus": "toy"}, "state": {}}
-    return save_checkpoint(folder, model, source, target, card=model_card(model.config, training), training=training)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip install -e '.[test]')")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return make_html_checkpoint(tmp_path_factory.mktemp("browser") / MODEL)
+def checkpoint(app_checkpoints) -> Path:
+    return app_checkpoints / MODEL
 
 
 @pytest.fixture(scope="module")
-def server(checkpoint, tmp_path_factory):
-    """`python app.py` as a user runs it, on a free port, with the tiny checkpoint as its only model."""
-    port = free_port()
-    env = dict(os.environ, S2S_CHECKPOINTS=str(checkpoint.parent), GRADIO_SERVER_PORT=str(port),
-               GRADIO_SERVER_NAME="127.0.0.1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    env.pop("S2S_MODELS", None)
-    log = (tmp_path_factory.mktemp("server") / "app.log").open("w")
-    process = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"app.py did not start; see {log.name}")
-            time.sleep(0.5)
-    yield url
-    os.killpg(process.pid, signal.SIGTERM)  # the process group of the app started above, nothing else
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+def server(app_server) -> str:
+    return app_server
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +127,7 @@ def test_fine_tune_adds_model_to_picker(page):
     options = page.get_by_role("option")
     options.first.wait_for()
     names = [text.replace("✓", "").strip() for text in options.all_text_contents()]  # ✓ marks the selected one
-    assert names == [MODEL, f"{MODEL}-ft1"]
+    assert names == [*APP_MODELS, f"{MODEL}-ft1"]
     page.keyboard.press("Escape")
     page.locator(".s2s-header").first.click()  # close the option list before the screenshot
     page.screenshot(path=str(ARTIFACTS / "fine_tune.png"), full_page=True)

@@ -44,14 +44,20 @@ def test_decoder_really_reads_the_encoder():
     assert not torch.allclose(a, b)
 
 
-def test_step_is_pure():
-    model = tiny()
+@pytest.mark.parametrize("variant", [dict(), dict(input_feeding=True, rnn="gru")], ids=["lstm", "gru-feeding"])
+def test_step_is_pure(variant):
+    """Same inputs, same outputs; the inputs are not modified and nothing is left on the module."""
+    model = tiny(**variant)
     memory, state = model.encode(torch.tensor([[5, 6, 3]]), torch.tensor([3]))
+    inputs = [t.clone() for t in (*memory, *state) if t is not None]
+    attributes, weights = set(vars(model)), {k: v.clone() for k, v in model.state_dict().items()}
     y = torch.tensor([2])
     first = model.step(y, state, memory)
     second = model.step(y, state, memory)
-    torch.testing.assert_close(first[0], second[0])
-    assert not hasattr(model, "_state")
+    for a, b in zip((first[0], *first[1], first[2]), (second[0], *second[1], second[2])):
+        assert a is None and b is None or torch.equal(a, b)
+    assert all(torch.equal(a, b) for a, b in zip(inputs, [t for t in (*memory, *state) if t is not None]))
+    assert set(vars(model)) == attributes and all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
 
 
 def test_padding_does_not_change_the_result():

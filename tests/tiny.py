@@ -1,15 +1,18 @@
 """Build tiny checkpoints for tests (and for the app/bench smoke runs)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
+import sentencepiece as spm
 import torch
 
+from s2s.card import model_card
 from s2s.checkpoint import save_checkpoint
 from s2s.config import Config
 from s2s.data import Batch, make_batch
 from s2s.model import Seq2Seq
-from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from s2s.train import encode_pairs
 
 TOY = Path(__file__).resolve().parent / "data" / "toy_en_de.tsv"
@@ -56,3 +59,30 @@ def make_tiny_checkpoint(folder: str | Path, steps: int = 120, n_pairs: int = 20
     overfit(model, encode_pairs(pairs[:n_pairs], source, target, model.config.max_src_tokens), steps)
     return save_checkpoint(folder, model, source, target,
                            training={"recipe": {"name": "tiny", "corpus": "toy"}, "state": {}})
+
+
+APP_MODELS = ("html-en-de", "tiny-en-de")  # what conftest.app_server serves, in the app's order
+# A checkpoint whose vocabularies hold the literal piece `<b>x</b>`: the browser must show it as text.
+HTML_PIECE = "<b>x</b>"
+HTML_SENTENCE = f"A {HTML_PIECE} dog."
+
+
+def html_tokenizer(lines: list[str]) -> Tokenizer:
+    """A tiny SentencePiece model in which `<b>x</b>` is one piece (a user-defined symbol)."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_writer=model, vocab_size=400, model_type="bpe", character_coverage=1.0,
+        byte_fallback=True, hard_vocab_limit=False, pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        user_defined_symbols=[HTML_PIECE], num_threads=1, minloglevel=2)
+    return Tokenizer(model.getvalue())
+
+
+def make_html_checkpoint(folder: str | Path) -> Path:
+    torch.manual_seed(0)
+    pairs = toy_pairs()[:20] + [(HTML_SENTENCE, f"Ein {HTML_PIECE} Hund.")] * 2
+    source = html_tokenizer([s for s, _ in toy_pairs()] + [HTML_SENTENCE])
+    target = html_tokenizer([t for _, t in toy_pairs()] + [f"Ein {HTML_PIECE} Hund."])
+    model = Seq2Seq(tiny_config(source, target))
+    overfit(model, encode_pairs(pairs, source, target, model.config.max_src_tokens), steps=120)
+    training = {"recipe": {"name": Path(folder).name, "corpus": "toy"}, "state": {}}
+    return save_checkpoint(folder, model, source, target, card=model_card(model.config, training), training=training)
