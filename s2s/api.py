@@ -34,6 +34,7 @@ class DecodeOptions:
     method: str = "greedy"  # greedy | beam | sample
     beam_size: int = 5
     length_penalty: float | None = None  # beam: GNMT exponent; None: the model's own (config.length_penalty)
+    coverage_penalty: float | None = None  # beam: GNMT β; None: the model's own (config.coverage_penalty)
     nbest: int = 1  # beam: hypotheses returned
     temperature: float = 1.0  # sample
     top_k: int = 0  # sample from the k most likely pieces only (0: all)
@@ -43,10 +44,12 @@ class DecodeOptions:
 
     METHODS: ClassVar[tuple[str, ...]] = ("greedy", "beam", "sample")
     RANGES: ClassVar[dict[str, tuple[float, float]]] = dict(
-        beam_size=(1, 64), nbest=(1, 64), length_penalty=(0.0, 5.0), temperature=(0.05, 10.0), top_k=(0, 1000),
+        beam_size=(1, 64), nbest=(1, 64), length_penalty=(0.0, 5.0), coverage_penalty=(0.0, 5.0),
+        temperature=(0.05, 10.0), top_k=(0, 1000),
         top_p=(0.05, 1.0), seed=(0, 2**31 - 1))
     LABELS: ClassVar[dict[str, str]] = dict(
-        beam_size="beam width", nbest="n-best", length_penalty="length penalty", temperature="temperature",
+        beam_size="beam width", nbest="n-best", length_penalty="length penalty",
+        coverage_penalty="coverage penalty", temperature="temperature",
         top_k="top-k", top_p="top-p", seed="seed")
 
     def validate(self) -> None:
@@ -55,7 +58,8 @@ class DecodeOptions:
             raise ValueError(f"decoding method must be greedy, beam or sample, not {self.method!r}")
         for name, (low, high) in self.RANGES.items():
             value = getattr(self, name)
-            if value is None and name in ("length_penalty", "seed") or name == "nbest" and self.method != "beam":
+            if (value is None and name in ("length_penalty", "coverage_penalty", "seed")
+                    or name == "nbest" and self.method != "beam"):
                 continue
             if not low <= value <= high:
                 raise ValueError(f"{self.LABELS[name]} must be between {low:g} and {high:g}, not {value:g}")
@@ -126,9 +130,10 @@ class Translator:
         max_len = search.max_target_length(lengths, ratio=options.max_ratio)
         if options.method == "beam" and not prefixes:
             penalty = self.config.length_penalty if options.length_penalty is None else options.length_penalty
+            beta = self.config.coverage_penalty if options.coverage_penalty is None else options.coverage_penalty
             return search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
                                       length_penalty=penalty, nbest=int(options.nbest), candidates=candidates,
-                                      record_tree=record_tree)
+                                      record_tree=record_tree, coverage_penalty=beta)
         chooser = search.argmax_chooser
         if options.method == "sample":
             chooser = search.sampling_chooser(options.temperature, int(options.top_k), options.top_p, options.seed)

@@ -50,6 +50,7 @@ class Config:
     tgt_lang: str = "de"
     max_src_tokens: int = 256  # longer inputs are truncated (with a notice) before encoding
     length_penalty: float = 1.0  # beam search's default α for this model, tuned on validation data
+    coverage_penalty: float = 0.0  # beam search's default GNMT coverage β for this model, tuned on validation
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -77,6 +78,8 @@ class Config:
                 raise ConfigError(f"{name} must be at most {limit}, got {value!r}")
         if not 0.0 <= self.length_penalty <= 5.0:
             raise ConfigError(f"length_penalty must be in [0, 5], got {self.length_penalty}")
+        if not 0.0 <= self.coverage_penalty <= 5.0:
+            raise ConfigError(f"coverage_penalty must be in [0, 5], got {self.coverage_penalty}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.attention == "dot" and self.memory_size != self.hidden_size:

@@ -142,15 +142,27 @@ def length_norm(length: int, length_penalty: float) -> float:
     return ((5.0 + length) / 6.0) ** length_penalty
 
 
+def coverage_score(coverage: Tensor, mask: Tensor, beta: float) -> Tensor:
+    """GNMT coverage penalty (Wu et al. 2016, eq. 14): β · Σᵢ log min(Σₜ αₜᵢ, 1), over real source positions.
+
+    It is ≤ 0 and lowers the score of a hypothesis that left source pieces unattended (dropped phrases).
+    coverage: (N, S) summed attention; mask: (N, S) True on real positions. Returns (N,).
+    """
+    if not beta:
+        return torch.zeros(coverage.size(0), device=coverage.device)
+    floor = 1e-3  # log 0 would make any hypothesis with one unattended piece unrankable
+    return beta * (coverage.clamp(floor, 1.0).log() * mask).sum(-1)
+
+
 @torch.inference_mode()
 def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor, beam_size: int = 5,
                 length_penalty: float = 1.0, nbest: int = 1, candidates: int = 5,
-                record_tree: bool = False) -> list[BeamResult]:
+                record_tree: bool = False, coverage_penalty: float = 0.0) -> list[BeamResult]:
     """Beam search over B sentences at once: all B·K live hypotheses advance in one `model.step` call.
 
     Each step keeps, per sentence, the K best extensions that do not end; an </s> among the K best
-    extensions finishes a hypothesis, ranked by log p / length_norm. A sentence is done when it has
-    K finished hypotheses or reaches its maximum length. History is kept as parent pointers.
+    extensions finishes a hypothesis, ranked by log p / length_norm + coverage penalty. A sentence is done
+    when it has K finished hypotheses or reaches its maximum length. History is kept as parent pointers.
     """
     cfg = model.config
     batch, device = memory.mask.size(0), memory.mask.device
@@ -168,8 +180,13 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
     tree = [[dict(step=0, parent=-1, piece="", id=cfg.bos_id, logprob=0.0, status="kept")] for _ in range(batch)]
     node_of_beam = [[0] * K for _ in range(batch)]
     base = (torch.arange(batch, device=device) * K)[:, None]  # (B, 1)
+    coverage = torch.zeros(memory.mask.shape, device=device)  # (B*K, S) Σₜ αₜᵢ of each live hypothesis
+    cov_bonus = [[0.0] * K for _ in range(batch)]
     for t in range(max(max_len)):
         log_probs, state, attn = model.step(y, state, memory)  # (B*K, V), state, (B*K, S)
+        if coverage_penalty:
+            coverage = coverage + attn.float()  # what each parent has attended to, this step included
+            cov_bonus = coverage_score(coverage, memory.mask, coverage_penalty).view(batch, K).tolist()
         vocab = log_probs.size(-1)
         total = (scores.view(-1, 1) + log_probs).view(batch, K * vocab)  # (B, K*V)
         cand_scores, cand_index = total.topk(2 * K, dim=-1)  # (B, 2K): room for K that do not end
@@ -190,13 +207,16 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
                 continue
             for j in range(K):  # an </s> among the K best extensions finishes a hypothesis
                 if c_eos[b][j] and c_scores[b][j] > float("-inf"):
-                    finished[b].append((c_scores[b][j] / length_norm(t + 1, length_penalty), t, c_beam[b][j]))
+                    finished[b].append((c_scores[b][j] / length_norm(t + 1, length_penalty)
+                                        + cov_bonus[b][c_beam[b][j]], t, c_beam[b][j]))
             if record_tree:
                 node_of_beam[b] = _grow_tree(tree[b], node_of_beam[b], t, K, c_scores[b], c_beam[b], c_tok[b],
                                              c_eos[b], kept[b])
             if len(finished[b]) >= K or t + 1 >= max_len[b]:
                 done[b] = True
                 live_at_end[b] = (t, live_scores[b])
+        if coverage_penalty:
+            coverage = coverage[rows]
         if all(done):
             break
         scores = next_scores.masked_fill(torch.tensor(done, device=device)[:, None], float("-inf"))
@@ -206,7 +226,9 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
     for b in range(batch):
         if not finished[b] and live_at_end[b] is not None:  # nothing ended: rank the live hypotheses
             step, live = live_at_end[b]
-            finished[b] = [(s / length_norm(step + 1, length_penalty), step, -1 - j)
+            live_bonus = coverage_score(coverage[b * K:(b + 1) * K], memory.mask[b * K:(b + 1) * K],
+                                        coverage_penalty).tolist()
+            finished[b] = [(s / length_norm(step + 1, length_penalty) + live_bonus[j], step, -1 - j)
                            for j, s in enumerate(live) if s > float("-inf")]
         ranked = sorted(finished[b], key=lambda f: -f[0])[:max(nbest, 1)]
         hyps = [history.backtrack(b, K, step, beam, score, memory.mask, cfg.eos_id) for score, step, beam in ranked]

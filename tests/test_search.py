@@ -180,3 +180,27 @@ def test_default_length_penalty_is_the_models_own(translator, monkeypatch):
                                                             length_penalty=penalty))
         assert [h.score for h in default.nbest] == [h.score for h in explicit.nbest]
 
+
+def test_coverage_score_is_gnmt_and_ignores_padding():
+    coverage = torch.tensor([[1.5, 0.5, 0.0], [1.0, 1.0, 1.0]])  # (N, S)
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    score = search.coverage_score(coverage, mask, beta=0.2)
+    assert score[0].item() == pytest.approx(0.2 * np.log(0.5))  # min(1.5, 1) adds log 1 = 0; padding ignored
+    assert score[1].item() == pytest.approx(0.0)  # every piece fully covered: no penalty
+    assert search.coverage_score(coverage, mask, beta=0.0).abs().sum().item() == 0.0
+
+
+def test_coverage_penalty_reranks_finished_hypotheses_only_when_set(translator):
+    plain = DecodeOptions(method="beam", beam_size=4, nbest=4, length_penalty=1.0)
+    covered = DecodeOptions(method="beam", beam_size=4, nbest=4, length_penalty=1.0, coverage_penalty=1.0)
+    for text in SENTENCES:
+        zero = translator.translate(text, DecodeOptions(method="beam", beam_size=4, nbest=4, length_penalty=1.0,
+                                                         coverage_penalty=0.0))
+        assert [h.text for h in zero.nbest] == [h.text for h in translator.translate(text, plain).nbest]
+        with_cov = translator.translate(text, covered)
+        scores = [h.score for h in with_cov.nbest]
+        assert scores == sorted(scores, reverse=True)
+        # the penalty only lowers scores: each hypothesis scores at most its plain length-normalised value
+        assert with_cov.nbest[0].score <= zero.nbest[0].score + 1e-6
+    with pytest.raises(ValueError, match="coverage penalty"):
+        DecodeOptions(method="beam", coverage_penalty=-1.0).validate()
