@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Tune decoding on validation, then score every bundled model on every test set and refresh its card.
+# Usage: bash bench/evaluate_models.sh [MODEL ...]   (default: the four general models and en-de-multi30k)
+# Writes the figures into each checkpoint's metrics.json / README.md and bench/results/models/*.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+OUT=bench/results/models
+mkdir -p "$OUT"
+models=("$@")
+[ ${#models[@]} -gt 0 ] || models=(en-de de-en en-fr fr-en en-de-multi30k)
+reverse_of() { case $1 in en-de|en-de-multi30k) echo de-en;; de-en) echo en-de;; en-fr) echo fr-en;; fr-en) echo en-fr;; esac; }
+for name in "${models[@]}"; do
+  model=checkpoints/$name
+  if [ "$name" = en-de-multi30k ]; then
+    tests=(test_2016_flickr everyday)
+  else
+    $PY bench/tune_decoding.py --model "$model" --write
+    tests=(everyday tatoeba-test test_2016_flickr)
+  fi
+  $PY -m s2s.cli evaluate --model "$model" --test "${tests[@]}" --beam 1 5 --update-card --json "$OUT/$name.json"
+  reverse=checkpoints/$(reverse_of "$name")
+  if [ -d "$reverse" ]; then
+    beta=$($PY -c "import json, sys; print(json.load(open(sys.argv[1]))['coverage_penalty'] or 0.2)" "$model/config.json")
+    $PY bench/omissions.py --model "$model" --reverse "$reverse" --coverage-penalty 0 "$beta" \
+      --json "$OUT/omissions-$name.json"
+  fi
+done
