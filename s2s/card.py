@@ -239,7 +239,3 @@ def refresh_card(folder: str | Path, training_update: dict | None = None, metric
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def write_training_card(config: Config, training: dict, metrics: dict | None = None) -> str:
-    return model_card(config, training, metrics)

@@ -7,7 +7,7 @@ translation and batch-1 interactive use run the same code. They return
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -173,67 +173,106 @@ def beam_search(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Te
     scores[:, 0] = 0.0  # one live hypothesis per sentence at the start
     y = torch.full((batch * K,), cfg.bos_id, dtype=torch.long, device=device)
     max_len = max_len.tolist()
-    history = _BeamHistory()
-    finished: list[list[tuple[float, int, int]]] = [[] for _ in range(batch)]  # (score, step, beam)
-    live_at_end: list[tuple[int, list[float]] | None] = [None] * batch
-    done = [False] * batch
-    tree = [[dict(step=0, parent=-1, piece="", id=cfg.bos_id, logprob=0.0, status="kept")] for _ in range(batch)]
-    node_of_beam = [[0] * K for _ in range(batch)]
+    history, ends = _BeamHistory(), _Endings(batch, K, cfg.bos_id, record_tree)
     base = (torch.arange(batch, device=device) * K)[:, None]  # (B, 1)
     coverage = torch.zeros(memory.mask.shape, device=device)  # (B*K, S) Σₜ αₜᵢ of each live hypothesis
-    cov_bonus = [[0.0] * K for _ in range(batch)]
+    bonus = [[0.0] * K for _ in range(batch)]  # coverage penalty of each live hypothesis
     for t in range(max(max_len)):
         log_probs, state, attn = model.step(y, state, memory)  # (B*K, V), state, (B*K, S)
         if coverage_penalty:
             coverage = coverage + attn.float()  # what each parent has attended to, this step included
-            cov_bonus = coverage_score(coverage, memory.mask, coverage_penalty).view(batch, K).tolist()
-        vocab = log_probs.size(-1)
-        total = (scores.view(-1, 1) + log_probs).view(batch, K * vocab)  # (B, K*V)
-        cand_scores, cand_index = total.topk(2 * K, dim=-1)  # (B, 2K): room for K that do not end
-        cand_beam, cand_tok = cand_index // vocab, cand_index % vocab
-        is_eos = cand_tok == cfg.eos_id
-        rank = torch.arange(2 * K, device=device).expand(batch, -1) + is_eos.long() * (2 * K)  # eos ranked last
-        keep = rank.topk(K, dim=-1, largest=False).indices.sort(dim=-1).values  # (B, K), best first
-        next_beam, next_tok = cand_beam.gather(1, keep), cand_tok.gather(1, keep)
-        next_scores = cand_scores.gather(1, keep)
-        rows = (base + next_beam).view(-1)  # (B*K,) flat row of each survivor's parent
-        history.add(next_tok, next_beam, log_probs[rows, next_tok.view(-1)].view(batch, K),
+            bonus = coverage_score(coverage, memory.mask, coverage_penalty).view(batch, K).tolist()
+        step = _expand(scores, log_probs, K, cfg.eos_id)
+        rows = (base + step.next_beam).view(-1)  # (B*K,) flat row of each survivor's parent
+        history.add(step.next_tok, step.next_beam, log_probs[rows, step.next_tok.view(-1)].view(batch, K),
                     log_probs[:, cfg.eos_id], attn, log_probs.topk(candidates, dim=-1) if candidates else None)
-        c_scores, c_beam, c_tok, c_eos, kept = (cand_scores.tolist(), cand_beam.tolist(), cand_tok.tolist(),
-                                                is_eos.tolist(), keep.tolist())
-        live_scores = next_scores.tolist()
-        for b in range(batch):
-            if done[b]:
-                continue
-            for j in range(K):  # an </s> among the K best extensions finishes a hypothesis
-                if c_eos[b][j] and c_scores[b][j] > float("-inf"):
-                    finished[b].append((c_scores[b][j] / length_norm(t + 1, length_penalty)
-                                        + cov_bonus[b][c_beam[b][j]], t, c_beam[b][j]))
-            if record_tree:
-                node_of_beam[b] = _grow_tree(tree[b], node_of_beam[b], t, K, c_scores[b], c_beam[b], c_tok[b],
-                                             c_eos[b], kept[b])
-            if len(finished[b]) >= K or t + 1 >= max_len[b]:
-                done[b] = True
-                live_at_end[b] = (t, live_scores[b])
+        ends.record(t, step, bonus, length_penalty, max_len)
         if coverage_penalty:
             coverage = coverage[rows]
-        if all(done):
+        if all(ends.done):
             break
-        scores = next_scores.masked_fill(torch.tensor(done, device=device)[:, None], float("-inf"))
+        scores = step.next_scores.masked_fill(torch.tensor(ends.done, device=device)[:, None], float("-inf"))
         state = state.select(rows)
-        y = next_tok.view(-1)
+        y = step.next_tok.view(-1)
     results = []
     for b in range(batch):
-        if not finished[b] and live_at_end[b] is not None:  # nothing ended: rank the live hypotheses
-            step, live = live_at_end[b]
-            live_bonus = coverage_score(coverage[b * K:(b + 1) * K], memory.mask[b * K:(b + 1) * K],
-                                        coverage_penalty).tolist()
-            finished[b] = [(s / length_norm(step + 1, length_penalty) + live_bonus[j], step, -1 - j)
-                           for j, s in enumerate(live) if s > float("-inf")]
-        ranked = sorted(finished[b], key=lambda f: -f[0])[:max(nbest, 1)]
+        slots = slice(b * K, (b + 1) * K)
+        ranked = ends.ranked(b, nbest, length_penalty,
+                             lambda: coverage_score(coverage[slots], memory.mask[slots], coverage_penalty).tolist())
         hyps = [history.backtrack(b, K, step, beam, score, memory.mask, cfg.eos_id) for score, step, beam in ranked]
-        results.append(BeamResult(hyps, tree[b] if record_tree else []))
+        results.append(BeamResult(hyps, ends.trees[b] if record_tree else []))
     return results
+
+
+class _Expansion(NamedTuple):
+    """One step's 2K best extensions of each sentence, (B, 2K), and the K of them that live on, (B, K)."""
+
+    scores: Tensor  # cumulative log-probability
+    beam: Tensor  # the beam slot each extends
+    tok: Tensor  # the piece it adds
+    eos: Tensor  # it adds </s>
+    keep: Tensor  # (B, K) indices into the 2K of those that live on, best first
+    next_beam: Tensor
+    next_tok: Tensor
+    next_scores: Tensor
+
+
+def _expand(scores: Tensor, log_probs: Tensor, K: int, eos_id: int) -> _Expansion:
+    """scores (B, K) of the live hypotheses, log_probs (B*K, V) of their next pieces -> the extensions."""
+    batch, vocab = scores.size(0), log_probs.size(-1)
+    total = (scores.view(-1, 1) + log_probs).view(batch, K * vocab)  # (B, K*V)
+    cand_scores, cand_index = total.topk(2 * K, dim=-1)  # (B, 2K): room for K that do not end
+    cand_beam, cand_tok = cand_index // vocab, cand_index % vocab
+    is_eos = cand_tok == eos_id
+    rank = torch.arange(2 * K, device=scores.device).expand(batch, -1) + is_eos.long() * (2 * K)  # eos ranked last
+    keep = rank.topk(K, dim=-1, largest=False).indices.sort(dim=-1).values  # (B, K), best first
+    return _Expansion(cand_scores, cand_beam, cand_tok, is_eos, keep, cand_beam.gather(1, keep),
+                      cand_tok.gather(1, keep), cand_scores.gather(1, keep))
+
+
+class _Endings:
+    """Per sentence: its finished hypotheses (score, step, beam), whether it is done, and its search tree."""
+
+    def __init__(self, batch: int, K: int, bos_id: int, record_tree: bool) -> None:
+        self.K, self.record_tree = K, record_tree
+        self.finished: list[list[tuple[float, int, int]]] = [[] for _ in range(batch)]
+        self.live_at_end: list[tuple[int, list[float]] | None] = [None] * batch
+        self.done = [False] * batch
+        self.trees = [[dict(step=0, parent=-1, piece="", id=bos_id, logprob=0.0, status="kept")]
+                      for _ in range(batch)]
+        self.node_of_beam = [[0] * K for _ in range(batch)]
+
+    def record(self, t: int, step: _Expansion, bonus: list[list[float]], length_penalty: float,
+               max_len: list[int]) -> None:
+        """An </s> among the K best extensions finishes a hypothesis; a sentence with K of them, or at its
+        length limit, is done (its live hypotheses are kept in case none finished)."""
+        K = self.K
+        c_scores, c_beam, c_tok, c_eos, kept = (step.scores.tolist(), step.beam.tolist(), step.tok.tolist(),
+                                                step.eos.tolist(), step.keep.tolist())
+        live_scores = step.next_scores.tolist()
+        for b in range(len(self.done)):
+            if self.done[b]:
+                continue
+            for j in range(K):
+                if c_eos[b][j] and c_scores[b][j] > float("-inf"):
+                    self.finished[b].append((c_scores[b][j] / length_norm(t + 1, length_penalty)
+                                             + bonus[b][c_beam[b][j]], t, c_beam[b][j]))
+            if self.record_tree:
+                self.node_of_beam[b] = _grow_tree(self.trees[b], self.node_of_beam[b], t, K, c_scores[b],
+                                                  c_beam[b], c_tok[b], c_eos[b], kept[b])
+            if len(self.finished[b]) >= K or t + 1 >= max_len[b]:
+                self.done[b] = True
+                self.live_at_end[b] = (t, live_scores[b])
+
+    def ranked(self, b: int, nbest: int, length_penalty: float, live_bonus: Callable[[], list[float]]
+               ) -> list[tuple]:
+        """The nbest of sentence b, best first; if nothing ended, its live hypotheses (beam = -1 - slot)."""
+        if not self.finished[b] and self.live_at_end[b] is not None:
+            step, live = self.live_at_end[b]
+            live_bonus = live_bonus()
+            self.finished[b] = [(s / length_norm(step + 1, length_penalty) + live_bonus[j], step, -1 - j)
+                                for j, s in enumerate(live) if s > float("-inf")]
+        return sorted(self.finished[b], key=lambda f: -f[0])[:max(nbest, 1)]
 
 
 def _grow_tree(tree, node_of_beam, t, K, c_scores, c_beam, c_tok, c_eos, kept) -> list[int]:
