@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 from .api import DecodeOptions, Translator
+from .files import atomic_write
 from .recipe import Recipe
 
 
@@ -132,8 +133,8 @@ def cmd_evaluate(args) -> int:
                   f"({result['seconds']:.1f} s)", flush=True)
     print(next(iter(results.values()))["signature"])
     if args.json:
-        Path(args.json).write_text(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "hypotheses"}
-                                               for k, v in results.items()}, indent=2) + "\n")
+        atomic_write(args.json, json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "hypotheses"}
+                                            for k, v in results.items()}, indent=2) + "\n")
     if args.update_card:
         update_card_metrics(args.model, results)
     return 0

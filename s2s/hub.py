@@ -47,6 +47,7 @@ except ImportError:  # pragma: no cover - depends on the installed huggingface_h
     from httpx import TransportError
 
 from .api import Translator
+from .card import METRICS_FILE, model_card, validate_card
 from .checkpoint import (
     CARD_FILE,
     CONFIG_FILE,
@@ -64,7 +65,6 @@ from .repo_id import HubError, models_from_env, parse_model_list, parse_repo_id 
 
 logger = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
 # Exactly the files an s2s checkpoint consists of: nothing else is downloaded or uploaded.
 CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, SOURCE_TOKENIZER, TARGET_TOKENIZER, CARD_FILE, TRAINING_FILE,
                     METRICS_FILE)
@@ -295,8 +295,6 @@ def push(folder: str | Path, repo_id: str, token: str | None = None, private: bo
     training.json and metrics.json (base_model / fine_tune default to training.json's entries) and its
     metadata is validated. Only the checkpoint files are uploaded; the local folder is not modified.
     """
-    from .card import model_card, validate_card
-
     folder = Path(folder)
     try:
         model, _, _ = load_checkpoint(folder, "cpu")
