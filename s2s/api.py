@@ -143,20 +143,15 @@ class Translator:
     def translate(self, text: str, options: DecodeOptions | None = None, prefix: list[int] | None = None,
                   record_tree: bool = True) -> Trace:
         """One sentence -> Trace with attention, candidates, n-best and (beam) the search tree."""
-        return self._translate(text, options, prefix, record_tree)[0]
-
-    def _translate(self, text: str, options: DecodeOptions | None, prefix: list[int] | None,
-                   record_tree: bool) -> tuple[Trace, list[int]]:
-        """translate(), plus the target ids of the best hypothesis."""
         options = options or DecodeOptions()
         options.validate()
         if not text or not text.strip():
             return Trace(source=text or "", source_pieces=[], target_pieces=[], translation="", attention=[],
-                         step_logprobs=[], top_k=[], logprob=0.0, method=options.method), []
+                         step_logprobs=[], top_k=[], logprob=0.0, method=options.method)
         src_ids, notice = self.encode_source(text)
         result = self._decode([src_ids], options, prefixes=[prefix] if prefix else None,
                               record_tree=record_tree)[0]
-        return self._trace(text, src_ids, result, options.method, notice), result.nbest[0].ids
+        return self._trace(text, src_ids, result, options.method, notice)
 
     def translate_batch(self, texts: list[str], options: DecodeOptions | None = None,
                         batch_size: int = 64) -> list[str]:
@@ -194,8 +189,9 @@ class Translator:
 
     def stepper_decode(self, stepper: StepperState) -> Continuation:
         """Greedy decoding that keeps the prefix: one `search.decode` with a forced prefix."""
-        trace, ids = self._translate(stepper.source, DecodeOptions(), stepper.target_ids, record_tree=False)
-        return Continuation(trace, ids)
+        src_ids, notice = self.encode_source(stepper.source)
+        result = self._decode([src_ids], DecodeOptions(), prefixes=[stepper.target_ids] if stepper.target_ids else None)
+        return Continuation(self._trace(stepper.source, src_ids, result[0], "greedy", notice), result[0].nbest[0].ids)
 
     def stepper_advance(self, stepper: StepperState, forced: Sequence[int] | None = None,
                         continuation: Continuation | None = None) -> StepperState:
