@@ -207,7 +207,8 @@ def parse_pairs(text: str, name: str = "input", marks: bool = False) -> list[Pai
     for number, cols in numbered:
         if len(cols) not in allowed:
             raise DataError(f"{name}, {unit} {number}: expected 2 {sep}-separated columns ({what}"
-                            f"{', optionally a third: test' if marks else ''}), found {len(cols)} column{'s' * (len(cols) != 1)}")
+                            f"{', optionally a third: test' if marks else ''}), "
+                            f"found {len(cols)} column{'s' * (len(cols) != 1)}")
         if not tabbed and not rows and [c.strip().lower() for c in cols[:2]] in (["source", "target"], ["src", "tgt"]):
             continue  # header
         held_out = len(cols) == 3 and _is_held_out(cols[2], f"{name}, {unit} {number}")
