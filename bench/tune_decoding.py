@@ -2,7 +2,7 @@
 
 Beam 5 over a grid of (α, β) on the first N validation sources of the model's own recipe (the split it
 was trained with; never the test sets), scored with sacreBLEU against all references. `--write` stores
-the best pair in the checkpoint's config.json, where the CLI, `s2s evaluate` and the app take it as the
+the best pair in the checkpoint's config.json (and how it was chosen in its card), where the CLI, `s2s evaluate` and the app take it as the
 model's default.
 
     .venv/bin/python bench/tune_decoding.py --model checkpoints/en-de [--sentences 600] [--write]
@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from s2s import data as data_mod  # noqa: E402
 from s2s.api import DecodeOptions, Translator  # noqa: E402
+from s2s.card import refresh_card  # noqa: E402
 from s2s.config import Config  # noqa: E402
 from s2s.evaluate import corpus_bleu  # noqa: E402
 from s2s.files import atomic_write  # noqa: E402
@@ -58,9 +59,10 @@ def main() -> int:
         config = Config.load(args.model / "config.json")
         config.length_penalty, config.coverage_penalty = best["length_penalty"], best["coverage_penalty"]
         atomic_write(args.model / "config.json", json.dumps(config.to_dict(), indent=2) + "\n")
-        atomic_write(args.model / "decoding.json", json.dumps(dict(
-            chosen_on=f"first {len(sources)} sources of the recipe's validation split", beam=args.beam,
-            grid=results, best=best), indent=2) + "\n")
+        chosen = (f"chosen by beam-{args.beam} BLEU on the first {len(sources)} sources of the validation split "
+                  "(α over " + ", ".join(f"{a:g}" for a in args.length_penalty) + " at β = 0, then β over "
+                  + ", ".join(f"{b:g}" for b in args.coverage_penalty) + f" at the best α; `bench/tune_decoding.py`)")
+        refresh_card(args.model, training_update=dict(decoding=chosen, decoding_grid=results))
     return 0
 
 

@@ -24,11 +24,21 @@ DATASETS = {
               "Multilingual Image Description* for French): 29,000 training pairs of Flickr30k image captions.")),
     "tatoeba": dict(
         hub_id="tatoeba", license="cc-by-2.0",
-        text=("English–French sentence pairs from the Tatoeba Project via manythings.org (file of 2017-09-29), "
+        text=("English–{other} sentence pairs from the Tatoeba Project via manythings.org (file of {date}), "
               "CC-BY 2.0 (France). Attribution: www.manythings.org/anki and tatoeba.org. The data from the "
               "Tatoeba Project contains errors; only sentences by native speakers and proofread sentences were "
               "included by manythings.org.")),
 }
+TATOEBA_FILES = {"de": ("German", "2018-05-13"), "fr": ("French", "2017-09-29")}  # manythings.org packages
+
+
+def datasets_of(recipe: dict, config: Config) -> list[dict]:
+    """The corpora a recipe trained on (mixed: both), each with its attribution text for this language pair."""
+    corpus = recipe.get("corpus", "")
+    names = ["tatoeba", "multi30k"] if corpus == "mixed" else [corpus] if corpus in DATASETS else []
+    other = config.tgt_lang if config.src_lang == "en" else config.src_lang
+    language, date = TATOEBA_FILES.get(other, ("French", "2017-09-29"))
+    return [dict(DATASETS[name], text=DATASETS[name]["text"].format(other=language, date=date)) for name in names]
 
 
 def model_card(config: Config, training: dict | None = None, metrics: dict | None = None,
@@ -38,30 +48,30 @@ def model_card(config: Config, training: dict | None = None, metrics: dict | Non
     and how to use it."""
     training, metrics = training or {}, metrics or {}
     recipe = training.get("recipe", {})
-    dataset = DATASETS.get(recipe.get("corpus", ""))
+    datasets = datasets_of(recipe, config)
     name = repo_id or recipe.get("name") or f"s2s {config.src_lang}→{config.tgt_lang}"
     body = (_intro(name, config) + _model_section(config) + _training_section(config, training, base_model, fine_tune)
             + _results_section(config, training, metrics) + _usage_section(repo_id))
-    data = _card_data(config, recipe, metrics, dataset, repo_id, base_model)
+    data = _card_data(config, recipe, metrics, datasets, repo_id, base_model)
     card = ModelCard.from_template(data, template_str="---\n{{ card_data }}\n---\n" + body)
     return str(card).rstrip("\n") + "\n"  # the template engine drops the final newline
 
 
 # ---------------------------------------------------------------------- metadata
-def _card_data(config: Config, recipe: dict, metrics: dict, dataset: dict | None, repo_id: str | None,
+def _card_data(config: Config, recipe: dict, metrics: dict, datasets: list[dict], repo_id: str | None,
                base_model: str | None) -> ModelCardData:
-    corpus = recipe.get("corpus", "")
     return ModelCardData(
         library_name="s2s", pipeline_tag="translation",
         language=[config.src_lang, config.tgt_lang],
-        license=dataset["license"] if dataset else "apache-2.0",
+        # mixed data: the first corpus's license (Tatoeba's CC-BY 2.0); the text names every corpus's license
+        license=datasets[0]["license"] if datasets else "apache-2.0",
         tags=["translation", "seq2seq", config.rnn, "attention", f"{config.src_lang}-{config.tgt_lang}"],
-        datasets=[dataset["hub_id"]] if dataset else None,
+        datasets=[d["hub_id"] for d in datasets] or None,
         # The Hub links base_model to that repo's page; a local path or bundled name is only named in the text.
         base_model=base_model if base_model and is_repo_id(base_model) else None,
         metrics=["bleu", "chrf"] if metrics else None,
         model_name=(repo_id or recipe.get("name", "s2s-model")) if metrics else None,
-        eval_results=_eval_results(metrics, dataset["hub_id"] if dataset and corpus else "custom") or None)
+        eval_results=_eval_results(metrics, datasets[0]["hub_id"] if datasets else "custom") or None)
 
 
 def _eval_results(metrics: dict, dataset_type: str) -> list[EvalResult]:
@@ -136,13 +146,13 @@ h̃ₜ = tanh(W_c [aₜ; hₜ]).
 
 def _training_section(config: Config, training: dict, base_model: str | None, fine_tune: dict | None) -> str:
     recipe = training.get("recipe", {})
-    dataset = DATASETS.get(recipe.get("corpus", ""))
+    corpora = "\n\n".join(d["text"] for d in datasets_of(recipe, config))
     how = _fine_tune_text(fine_tune, base_model) if fine_tune else _recipe_text(config, training) if recipe else ""
     return f"""
 ## Training
 
 {how}
-{dataset['text'] if dataset else ''}
+{corpora}
 """
 
 
@@ -176,12 +186,20 @@ def _recipe_text(config: Config, training: dict) -> str:
                 f"and {recipe.get('n_val')} validation source sentences, each with all its translations as "
                 f"references, so no test sentence was seen in training; {training.get('train_pairs', '?')} "
                 "training pairs.")
+    if recipe.get("corpus") == "mixed":
+        how += (f" Tatoeba and Multi30k together (Multi30k train repeated {recipe.get('multi30k_weight', 1)}×), "
+                f"de-duplicated; Tatoeba split by {config.src_lang} sentence (seed {recipe.get('split_seed')}: "
+                f"{recipe.get('n_test')} test and {recipe.get('n_val')} validation sources, all their translations "
+                "as references), and every Tatoeba and Multi30k test or validation source removed from training; "
+                f"{training.get('train_pairs', '?')} training pairs. Validation mixes both corpora.")
     return how + "\n"
 
 
 def _results_section(config: Config, training: dict, metrics: dict) -> str:
     note = (f"\nBeam search uses this model's length penalty α = {config.length_penalty:g} by default "
             "(GNMT form ((5 + |Y|) / 6)^α)")
+    if config.coverage_penalty:
+        note += f" and coverage penalty β = {config.coverage_penalty:g} (GNMT: β·Σᵢ log min(Σₜ αₜᵢ, 1))"
     note += f": {training['decoding']}.\n" if training.get("decoding") else ".\n"
     return f"""
 ## Results

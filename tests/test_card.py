@@ -1,0 +1,23 @@
+from s2s.card import model_card, validate_card
+from s2s.config import Config
+
+
+def test_mixed_corpus_card_names_both_corpora_with_the_right_language():
+    config = Config(src_lang="de", tgt_lang="en", coverage_penalty=0.2)
+    training = {"recipe": {"name": "de-en", "corpus": "mixed", "multi30k_weight": 2, "split_seed": 1234,
+                           "n_test": 2000, "n_val": 1000, "lr": 0.002, "batch_tokens": 3000},
+                "state": {"step": 10, "elapsed_s": 60.0, "target_tokens": 1000, "best_bleu": 20.0},
+                "train_pairs": 1234}
+    metrics = {"everyday/beam 5": {"test_set": "everyday", "decoding": "beam 5", "bleu": 20.0, "chrf": 50.0}}
+    text = model_card(config, training, metrics)
+    card = validate_card(text, config)
+    assert card.data.datasets == ["tatoeba", "bentrevett/multi30k"]
+    assert "English–German sentence pairs from the Tatoeba Project" in text and "2018-05-13" in text
+    assert "Multi30k task 1" in text and "split by de sentence" in text and "β = 0.2" in text
+    assert "French" not in text
+
+
+def test_tatoeba_card_keeps_its_french_attribution():
+    config = Config(src_lang="en", tgt_lang="fr")
+    text = model_card(config, {"recipe": {"name": "en-fr-tatoeba", "corpus": "tatoeba"}, "state": {}})
+    assert "English–French sentence pairs" in text and "2017-09-29" in text
