@@ -14,7 +14,7 @@ def test_mixed_corpus_card_names_both_corpora_with_the_right_language():
     assert card.data.datasets == ["tatoeba", "bentrevett/multi30k"]
     assert "English–German sentence pairs from the Tatoeba Project" in text and "2018-05-13" in text
     assert "Multi30k task 1" in text and "split by de sentence" in text and "β = 0.2" in text
-    assert "French" not in text
+    assert "English–French" not in text
 
 
 def test_tatoeba_card_keeps_its_french_attribution():
