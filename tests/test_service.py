@@ -139,6 +139,21 @@ def test_export_writes_csv_json_html_and_reports_png(session, monkeypatch):
         service.export_trace(None, False, session)
 
 
+def test_exported_csv_neutralises_formula_cells(session, monkeypatch):
+    """Issue 11, item 9: a piece such as =HYPERLINK(...) must not become a live spreadsheet formula."""
+    trace = service.translate(MODEL, SENTENCE, session=session)["trace"]
+    hostile = ["=HYPERLINK(\"http://x\",\"y\")", "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "▁fine"]
+    trace["source_pieces"] = (hostile * 3)[:len(trace["source_pieces"])]
+    trace["target_pieces"] = (hostile[::-1] * 9)[:len(trace["target_pieces"])]
+    monkeypatch.setattr(service_translation, "png_bytes", lambda figure: b"")
+    files = service.export_trace(trace, False, session)["files"]
+    rows = list(csv.reader(io.StringIO(Path(files[0]).read_bytes().decode("utf-8"), newline="")))
+    labels = rows[0][1:] + [r[0] for r in rows[1:]]
+    assert labels == [p if p.startswith("▁") else "'" + p for p in trace["source_pieces"] + trace["target_pieces"]]
+    assert not [cell for row in rows for cell in row if cell[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert json.loads(Path(files[1]).read_text(encoding="utf-8"))["source_pieces"] == trace["source_pieces"]
+
+
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="PNG export needs /usr/bin/chromium")
 def test_export_png_with_kaleido(session):
     service.startup()  # points kaleido at Debian's Chromium, as the app does before serving

@@ -20,6 +20,7 @@ from .models import Session, get_translator
 
 log = logging.getLogger("s2s.service")
 PNG_TIMEOUT_S = 90.0
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula (OWASP)
 
 
 def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: Any = None, nbest: Any = 1,
@@ -107,9 +108,9 @@ def export_trace(trace_data: dict | str | None, merge_words: bool = False, sessi
     view = plots.attention_view(trace, merge_words)
     table = io.StringIO()
     writer = csv.writer(table)
-    writer.writerow(["target \\ source", *view.source_labels])
+    writer.writerow(["target \\ source", *map(csv_text, view.source_labels)])
     for target_label, row in zip(view.target_labels, view.matrix):
-        writer.writerow([target_label, *(f"{value:.6f}" for value in row)])
+        writer.writerow([csv_text(target_label), *(f"{value:.6f}" for value in row)])
     figure = plots.attention_figure(trace, merge_words)
     files = [atomic_write(folder / "attention.csv", table.getvalue()),
              atomic_write(folder / "trace.json", trace.to_json(indent=2) + "\n"),
@@ -124,6 +125,12 @@ def export_trace(trace_data: dict | str | None, merge_words: bool = False, sessi
                     f"its executable): {md(str(err).splitlines()[0] if str(err) else type(err).__name__)}. "
                     "The HTML file has the same figure, and its toolbar can save a PNG.")
     return dict(files=[str(p) for p in files], message=message)
+
+
+def csv_text(text: str) -> str:
+    """A text cell a spreadsheet shows as text: one that starts like a formula (= + - @, tab, CR) gets a
+    leading apostrophe, so `=HYPERLINK(...)` from a piece or a client's trace is never evaluated."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def png_bytes(figure) -> bytes:
