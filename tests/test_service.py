@@ -271,6 +271,20 @@ def test_pairs_marked_test_are_held_out(pairs):
     assert csv_rows == [PairRow("Hello, you", "Hallo du", 2, False), PairRow("A dog", "Ein Hund", 3, True)]
 
 
+def test_heldout_pairs_are_deduplicated_against_training_pairs(pairs):
+    """Issue 11, item 10: a held-out source that is also trained on inflates the "after" BLEU."""
+    marked = [PairRow(s, t, n, n <= 3) for n, (s, t) in enumerate(pairs[:12], 1)]
+    copies = [PairRow(f"  {pairs[0][0].upper()} ", "anders", 20), PairRow(pairs[1][0], pairs[1][1], 21),
+              PairRow(pairs[2][0].replace(" ", "  "), pairs[2][1], 22)]
+    train, heldout, note = service.split_pairs(marked + copies)
+    assert len(heldout) == 3 and len(train) == 9
+    assert not {s.casefold() for s, _ in train} & {s.casefold() for s, _ in heldout}
+    assert "3 training pairs left out (the same source sentence is held out)" in note
+    twice = [PairRow(s, t + suffix, 0) for s, t in pairs[:20] for suffix in ("", " (2)")]  # every source twice
+    train, heldout, _ = service.split_pairs(twice)
+    assert heldout and not {s for s, _ in train} & {s for s, _ in heldout}
+
+
 def test_fine_tune_reads_uploaded_files(session, pairs, tmp_path):
     source, target = tmp_path / "train.en", tmp_path / "train.de"
     source.write_text("\n".join(s for s, _ in pairs[:10]), encoding="utf-8")

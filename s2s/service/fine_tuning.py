@@ -99,8 +99,14 @@ def split_pairs(rows: Sequence[PairRow], seed: int = 0) -> tuple[list[Pair], lis
         how = f"{len(held_raw)} held out (marked 'test')"
     train, train_report = clean_pairs(train_raw, MAX_WORDS)
     heldout, held_report = clean_pairs(held_raw, MAX_WORDS)
+    # a held-out sentence that is also trained on would inflate the "after" BLEU: train without it
+    held_sources = {source.casefold() for source, _ in heldout}
+    overlap = sum(source.casefold() in held_sources for source, _ in train)
+    train = [(source, target) for source, target in train if source.casefold() not in held_sources]
     dropped = sum(train_report.dropped.values()) + sum(held_report.dropped.values())
     note = f"{len(train)} training pairs, {how}"
+    if overlap:
+        note += f"; {overlap} training pair{'s' * (overlap != 1)} left out (the same source sentence is held out)"
     if dropped:
         reasons = train_report.dropped + held_report.dropped
         note += f"; dropped {dropped} ({', '.join(f'{n} {r}' for r, n in reasons.most_common())})"
