@@ -402,6 +402,7 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     service.startup()
     demo = demo or build_demo()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    kwargs.setdefault("max_file_size", service.MAX_FILE_BYTES)  # gradio stops bigger uploads while receiving
     return demo.launch(theme=THEME, css=CSS, **kwargs)
 
 

@@ -113,6 +113,17 @@ def test_cancel_reaches_the_fine_tuning_of_the_same_session(client, pairs):
     assert "Cancelled" in status
 
 
+def test_uploads_over_the_size_limit_are_refused_by_the_server(server, app_module):
+    """Issue 11, item 4: launch() sets max_file_size, so gradio refuses a big upload while receiving it."""
+    import httpx
+    limit = app_module.service.MAX_FILE_BYTES
+    url = server.rstrip("/") + "/gradio_api/upload"
+    small = httpx.post(url, files={"files": ("pairs.tsv", b"a\tb\n")}, timeout=60)
+    assert small.status_code == 200 and small.json()[0].endswith("pairs.tsv")
+    big = httpx.post(url, files={"files": ("pairs.tsv", b"x" * (limit + 1))}, timeout=60)
+    assert big.status_code == 413 and "maximum allowed size" in big.text
+
+
 def test_launch_defaults_to_localhost(app_module, monkeypatch):
     seen = {}
 
@@ -123,6 +134,7 @@ def test_launch_defaults_to_localhost(app_module, monkeypatch):
     monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     app_module.launch(FakeDemo())
     assert seen["server_name"] == "127.0.0.1" and seen["theme"] is app_module.THEME and "css" in seen
+    assert seen["max_file_size"] == app_module.service.MAX_FILE_BYTES  # gradio refuses bigger uploads
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     app_module.launch(FakeDemo())
     assert seen["server_name"] == "0.0.0.0"

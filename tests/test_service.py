@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import sys
+import tracemalloc
 import types
 import zipfile
 from pathlib import Path
@@ -295,6 +296,21 @@ def test_fine_tune_reads_uploaded_files(session, pairs, tmp_path):
     table.write_text(tsv(pairs[:5]), encoding="utf-8")
     rows, _ = service.read_training_pairs(tsv(pairs[5:7]), [str(table)])
     assert len(rows) == 7
+
+
+def test_upload_size_is_checked_before_reading(tmp_path):
+    """Issue 11, item 4: a file over the limit is refused from its size; its bytes are never read."""
+    big = tmp_path / "big.tsv"
+    with big.open("wb") as f:
+        f.truncate(200 * 1024 * 1024)  # sparse: 200 MB that take no disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(service.UserError, match="big.tsv is 209.7 MB; the limit is 10 MB"):
+            service.read_training_pairs("", [str(big)])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * 1024 * 1024
 
 
 @pytest.mark.parametrize("make, message", [

@@ -71,8 +71,15 @@ def read_training_pairs(text: str | None, files: Sequence[Any] | None = None) ->
 
 
 def _read_upload(path: Path) -> str:
+    """An uploaded file's text; its size is checked before its bytes are read (at most the limit + 1)."""
     try:
-        return decode_text(path.read_bytes(), path.name, MAX_FILE_BYTES)
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise DataError(f"{path.name[:100]} is {path.stat().st_size / 1e6:.1f} MB; the limit is "
+                            f"{MAX_FILE_BYTES // 1_000_000} MB")
+        with path.open("rb") as file:
+            return decode_text(file.read(MAX_FILE_BYTES + 1), path.name[:100], MAX_FILE_BYTES)
+    except OSError:
+        raise UserError(f"An uploaded file could not be read ({path.name[:100]}).") from None
     except DataError as err:
         raise UserError(f"{err}. Upload a UTF-8 TSV/CSV or plain text file.") from None
 
