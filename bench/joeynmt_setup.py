@@ -70,7 +70,7 @@ def prepare(recipe_path: str | Path, model: str | Path, batch_size: int, logging
     train_pairs > 0 keeps only that many training pairs (--quick); the full run uses the whole split.
     """
     from s2s import data as data_mod
-    from s2s.train import Recipe, load_splits
+    from s2s.recipe import Recipe, load_splits
 
     recipe = Recipe.load(recipe_path)
     data_dir = FOLDER / "data"

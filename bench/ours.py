@@ -70,7 +70,7 @@ def bench_decode(args) -> dict:
             start = time.perf_counter()
             outputs = translator.translate_batch(sources, options, batch_size=args.batch_size)
             batched_s = time.perf_counter() - start
-            out_pieces = [len(translator.target.encode(o)) for o in outputs]
+            out_pieces = [len(translator.target_tokenizer.encode(o)) for o in outputs]
             result["methods"][name] = dict(
                 batch1_trace=latency_summary(trace_times),
                 batch1_raw=latency_summary(raw_times),
@@ -87,7 +87,8 @@ def bench_decode(args) -> dict:
 
 def bench_train(args) -> dict:
     from s2s.tokenizer import Tokenizer
-    from s2s.train import Recipe, Trainer, build_config, encode_pairs, load_splits, seed_everything, set_threads
+    from s2s.recipe import Recipe, build_config, load_splits
+    from s2s.train import Trainer, encode_pairs, seed_everything, set_threads
     from s2s.model import Seq2Seq
 
     recipe = Recipe.load(args.config)
