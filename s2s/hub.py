@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, get_token, hf_hub_download, snapshot_download
 from huggingface_hub import constants as hf_constants
+from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.errors import (
     GatedRepoError,
     HfHubHTTPError,
@@ -61,7 +61,7 @@ from .checkpoint import (
 )
 from .config import Config, ConfigError
 from .deadline import DeadlineExceeded, call_with_deadline
-from .repo_id import HubError, models_from_env, parse_model_list, parse_repo_id  # noqa: F401 - this module's API
+from .repo_id import HubError, models_from_env, parse_model_list, parse_repo_id, parse_revision  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -178,15 +178,17 @@ def _http_message(label: str, err: HfHubHTTPError, action: str) -> str:
 
 # ---------------------------------------------------------------------------------------------- loading
 def load(spec: str, revision: str | None = None, token: str | None = None, device: str = "auto",
-         cache_dir: str | Path | None = None) -> Translator:
+         cache_dir: str | Path | None = None, local: bool = True) -> Translator:
     """A Translator from a local checkpoint folder, a Hub repo id (user/repo) or https://huggingface.co/user/repo.
 
-    An existing folder wins over a repo id of the same spelling. revision pins a branch, tag or commit of
+    An existing folder wins over a repo id of the same spelling, unless local=False (the app: a visitor
+    names Hub repos only, never a folder of the server). revision pins a branch, tag or commit of
     a Hub repo. With HF_HUB_OFFLINE=1 only the cache is used; when the Hub cannot be reached the cached
     copy is used (with a warning). Raises HubError (a ValueError) with a clear message when the model
     cannot be found, reached, or is not a usable s2s checkpoint (CheckpointError for a bad local folder).
     """
-    folder = Path(spec) if isinstance(spec, os.PathLike) else _local_folder(spec) if isinstance(spec, str) else None
+    folder = (None if not local else Path(spec) if isinstance(spec, os.PathLike) else
+              _local_folder(spec) if isinstance(spec, str) else None)
     if folder is not None:
         if revision:
             raise HubError(f"{spec} is a local folder; --revision only applies to Hub repos")
@@ -207,9 +209,7 @@ def download(spec: str, revision: str | None = None, token: str | None = None,
     Checks the repo before fetching big files: its file list (config, weights, tokenizers; pickles
     refused), its card's library_name and its config version.
     """
-    repo_id = parse_repo_id(spec)
-    if revision is not None and (not isinstance(revision, str) or not revision.strip() or re.search(r"\s", revision)):
-        raise HubError(f"invalid revision {revision!r}: give a branch, tag or commit sha")
+    repo_id, revision = parse_repo_id(spec), parse_revision(revision)
     label = _label(repo_id, revision)
     token = _token(token)
     if _offline():
@@ -237,7 +237,7 @@ def download(spec: str, revision: str | None = None, token: str | None = None,
             raise HubError(f"{label} is not a checkpoint this s2s can load: config.json: {err}") from None
         # By the requested name (not the sha) so the cache records branch/tag -> commit for offline use.
         folder = snapshot_download(revision=revision, allow_patterns=list(CHECKPOINT_FILES), **kwargs)
-    return Path(folder)
+    return _inside_cache(Path(folder), repo_id, label, cache_dir)
 
 
 def _check_listing(label: str, info) -> None:
@@ -273,10 +273,27 @@ def _from_cache(repo_id: str, revision: str | None, cache_dir: str | Path | None
         raise HubError(f"cannot reach the Hub at {_endpoint()} ({_reason(error)}) and {label} is not in the local "
                        f"cache ({cache}). Check the network or HF_ENDPOINT; set HF_HUB_OFFLINE=1 to use cached "
                        "models only") from None
+    folder = _inside_cache(Path(folder), repo_id, label, cache_dir)
     if error is not None:
         logger.warning("The Hub at %s cannot be reached (%s); using the cached copy of %s",
                        _endpoint(), _reason(error), label)
-    return Path(folder)
+    return folder
+
+
+def _inside_cache(folder: Path, repo_id: str, label: str, cache_dir: str | Path | None) -> Path:
+    """`folder` if it, and every checkpoint file in it, resolves to a path inside this repo's cache folder.
+
+    huggingface_hub finds a snapshot by joining a commit read from refs/<revision> onto the cache, so a
+    poisoned refs file or a link could point anywhere on the server.
+    """
+    root = (Path(cache_dir or hf_constants.HF_HUB_CACHE) / repo_folder_name(repo_id=repo_id, repo_type="model"))
+    root = root.resolve()
+    paths = [folder, *(folder / name for name in CHECKPOINT_FILES if (folder / name).is_symlink()
+                       or (folder / name).exists())]
+    if not all(path.resolve().is_relative_to(root) for path in paths):
+        raise HubError(f"{label}: the cached snapshot lies outside the Hugging Face cache folder of this repo; "
+                       "refusing to load it (delete the repo from the cache and load it again)")
+    return folder
 
 
 def _reason(error: Exception) -> str:

@@ -13,6 +13,7 @@ _REPO_ID = re.compile(rf"({_NAME})/({_NAME})")
 _HUB_URL = re.compile(r"https://huggingface\.co/([^/?#\s]+)/([^/?#\s]+)/?")
 _TREE_URL = re.compile(r"https://huggingface\.co/([^/]+/[^/]+)/(?:tree|blob|resolve)/([^/?#]+).*")
 _HINT = "expected user/repo or https://huggingface.co/user/repo"
+_REF_PART = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*")  # one part of a branch or tag name
 logger = logging.getLogger("s2s.hub")
 
 
@@ -28,21 +29,44 @@ def parse_repo_id(spec: str) -> str:
     if not text:
         raise HubError(f"empty model name: {_HINT}")
     if re.search(r"\s", text):
-        raise HubError(f"{spec!r} is not a valid Hub repo id: it contains whitespace; {_HINT}")
+        raise HubError(f"{_short(spec)} is not a valid Hub repo id: it contains whitespace; {_HINT}")
     if "://" in text:
         match = _HUB_URL.fullmatch(text)
         if not match:
             tree = _TREE_URL.fullmatch(text)
             if tree:
-                raise HubError(f"{spec!r}: give the repo URL or id without /tree/...; pin a version with "
-                               f"--revision {tree.group(2)} (revision={tree.group(2)!r} in Python)")
-            raise HubError(f"{spec!r} is not a Hugging Face model URL: {_HINT}")
+                raise HubError(f"{_short(spec)}: give the repo URL or id without /tree/...; pin a version with "
+                               f"--revision {tree.group(2)[:100]} (revision={tree.group(2)[:100]!r} in Python)")
+            raise HubError(f"{_short(spec)} is not a Hugging Face model URL: {_HINT}")
         text = f"{match.group(1)}/{match.group(2)}"
     match = _REPO_ID.fullmatch(text)
     if not match or "--" in text or ".." in text or text.endswith(".git") or len(text) > 96:
-        raise HubError(f"{spec!r} is not a valid Hub repo id: {_HINT} (letters, digits, '-', '_', '.'; "
+        raise HubError(f"{_short(spec)} is not a valid Hub repo id: {_HINT} (letters, digits, '-', '_', '.'; "
                        "no '--' or '..'; at most 96 characters)")
     return text
+
+
+def parse_revision(revision: str | None) -> str | None:
+    """A branch or tag name (parts joined by '/', e.g. v1.0 or refs/pr/1) or a commit sha; None stays None.
+
+    Never a path: no empty part, no part starting with '.', no '..', no backslash, at most 128 characters.
+    huggingface_hub joins a revision onto its cache folder, so anything else could name a folder elsewhere.
+    """
+    if revision is None:
+        return None
+    if not isinstance(revision, str):
+        raise HubError(f"invalid revision: expected a string, got {type(revision).__name__}")
+    parts = revision.split("/")
+    if (len(revision) > 128 or ".." in revision or not all(_REF_PART.fullmatch(part) for part in parts)
+            or any(part.endswith(".lock") for part in parts)):
+        raise HubError(f"invalid revision {_short(revision)}: give a branch or tag name (letters, digits, "
+                       "'-', '_', '.', parts joined by '/') or a commit sha")
+    return revision
+
+
+def _short(text: str, limit: int = 100) -> str:
+    """repr of user input for a message, cut to `limit` characters."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "…"
 
 
 def is_repo_id(name: str) -> bool:

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from hub_server import HubServer
 from s2s.api import Translator
-from s2s.hub import HubError, load, models_from_env, parse_model_list, parse_repo_id, push
+from s2s.hub import HubError, load, models_from_env, parse_model_list, parse_repo_id, parse_revision, push
 
 ROOT = Path(__file__).resolve().parent.parent
 OWNER_TOKEN, OTHER_TOKEN = "hf_user_write", "hf_other_write"
@@ -248,6 +248,57 @@ def test_revision_not_found(env, pushed, cache):
         load(pushed, revision="no-such-branch", cache_dir=cache)
     with pytest.raises(HubError, match="invalid revision"):
         load(pushed, revision="two words", cache_dir=cache)
+
+
+def test_revision_is_a_branch_tag_or_sha_never_a_path(env, hub, pushed, cache, tmp_path, tiny_checkpoint):
+    """Issue 11, item 5: with the Hub unreachable and a repo cached, revision='../../…' (naming a file that
+    names a folder) loaded an arbitrary server folder as a model."""
+    load(pushed, device="cpu", cache_dir=cache)
+    storage = cache / "models--user--tiny"
+    evil = shutil.copytree(tiny_checkpoint, tmp_path / "uploads" / "evil")
+    pointer = tmp_path / "uploads" / "pointer.txt"  # read as the commit of a ref: points at the folder
+    pointer.write_text(os.path.relpath(evil, storage / "snapshots"))
+    traversal = os.path.relpath(pointer, storage / "refs")
+    env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    for bad in (traversal, "../x", "/etc", "a//b", "main/", ".hidden", "a/..b", "x.lock", "a\\b", "x" * 300,
+                "two words", "", "v1\n"):
+        with pytest.raises(HubError, match="invalid revision") as err:
+            load(pushed, revision=bad, device="cpu", cache_dir=cache)
+        assert len(str(err.value)) < 100 + 200, bad  # at most ~100 characters of the input are echoed
+    for good in ("main", "v1.0", "refs/pr/1", "feature/x-1_2", "a" * 40, "0123456789abcdef" * 2 + "01234567"):
+        assert parse_revision(good) == good
+
+
+def test_a_cached_snapshot_outside_the_cache_is_refused(env, pushed, cache, tmp_path, tiny_checkpoint):
+    """A poisoned cache (refs/main naming a folder elsewhere) is refused, not loaded."""
+    load(pushed, device="cpu", cache_dir=cache)
+    storage = cache / "models--user--tiny"
+    evil = shutil.copytree(tiny_checkpoint, tmp_path / "elsewhere" / "evil")
+    (storage / "refs" / "main").write_text(os.path.relpath(evil, storage / "snapshots"))
+    env.setenv("HF_ENDPOINT", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(HubError, match="outside the Hugging Face cache"):
+        load(pushed, device="cpu", cache_dir=cache)
+    env.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(HubError, match="outside the Hugging Face cache"):
+        load(pushed, device="cpu", cache_dir=cache)
+
+
+def test_the_app_loads_hub_repos_only_never_a_server_folder(env, tmp_path, tiny_checkpoint):
+    """A repo id that happens to name a folder on the server (relative to its working directory) is looked
+    up on the Hub: the Model tab never loads a server folder, nor says whether one exists."""
+    from s2s import service
+
+    shutil.copytree(tiny_checkpoint, tmp_path / "server" / "models")
+    env.chdir(tmp_path)
+    env.setenv("HF_HUB_OFFLINE", "1")
+    env.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "app-cache"))
+    for spec in ("server/models", "server/missing"):
+        with pytest.raises(service.UserError, match="not in the local cache") as err:
+            service.load_from_hub(spec, None, service.Session())
+        assert "folder" not in str(err.value)
+    with pytest.raises(service.UserError, match="Invalid revision") as err:
+        service.load_from_hub("user/tiny", "../../" + "x" * 5000, service.Session())
+    assert len(str(err.value)) < 400
 
 
 @pytest.mark.parametrize("files, message", [

@@ -367,8 +367,8 @@ def test_cancelled_fine_tune_adds_no_model(session, pairs):
 def fake_hub(monkeypatch, tiny_checkpoint, load_error: Exception | None = None, push_error: Exception | None = None):
     calls = {}
 
-    def load(spec, revision=None, token=None, device="auto"):
-        calls["load"] = (spec, revision)
+    def load(spec, revision=None, token=None, device="auto", local=True):
+        calls["load"], calls["local"] = (spec, revision), local
         if load_error:
             raise load_error
         return Translator.load(tiny_checkpoint, device="cpu", name="whatever")
@@ -388,7 +388,7 @@ def fake_hub(monkeypatch, tiny_checkpoint, load_error: Exception | None = None, 
 def test_load_from_hub_adds_the_model_to_this_session_only(session, tiny_checkpoint, monkeypatch):
     calls = fake_hub(monkeypatch, tiny_checkpoint)
     result = service.load_from_hub("https://huggingface.co/someone/s2s-tiny", "v1", session)
-    assert calls["load"] == ("someone/s2s-tiny", "v1")
+    assert calls["load"] == ("someone/s2s-tiny", "v1") and calls["local"] is False  # never a server folder
     assert result["selected"] == "someone/s2s-tiny@v1" and result["selected"] in result["choices"]
     assert service.translate(result["selected"], SENTENCE, session=session)["translation"] is not None
     assert result["selected"] not in service.model_choices(service.Session())

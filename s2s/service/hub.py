@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import logging
 
-from ..repo_id import HubError, parse_repo_id
+from ..repo_id import HubError, parse_repo_id, parse_revision
 from .common import UserError, md
 from .models import OwnModel, Session, describe, model_choices, model_folder
 
@@ -19,13 +19,16 @@ def load_from_hub(spec: str, revision: str | None = None, session: Session | Non
     """Download and load a model from the Hub into this session: {"choices", "selected", "message", "session"}."""
     session = session if session is not None else Session()
     repo_id = _repo_id(spec)
-    revision = (revision or "").strip() or None
+    try:
+        revision = parse_revision(revision.strip() or None if isinstance(revision, str) else revision)
+    except HubError as err:
+        raise UserError(f"{str(err)[:1].upper()}{str(err)[1:]}.") from None
     name = repo_id + (f"@{revision}" if revision else "")
     if name not in session.models:
         session.check_room()
         load = _hub().load
         try:
-            translator = load(repo_id, revision=revision, device="auto")
+            translator = load(repo_id, revision=revision, device="auto", local=False)  # never a server folder
         except ValueError as err:  # HubError / CheckpointError: a clear message already
             raise UserError(f"Could not load {name}: {err}") from None
         except Exception as err:
