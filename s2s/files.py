@@ -1,7 +1,8 @@
 """Files a reader never sees half-written: everything is written beside its target, then renamed into place.
 
 `atomic_write` for one file, `atomic_folder` for a folder whose files must change together (a checkpoint,
-a resume state), `zip_folder` for a download. A crash leaves either the old version or the new one.
+a resume state), `zip_folder` for a download. A crash leaves either the old version or the new one
+(`recover_folder` puts the old one back after a crash in the middle of a folder swap).
 """
 from __future__ import annotations
 
@@ -54,6 +55,16 @@ def atomic_folder(folder: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def recover_folder(folder: str | Path) -> Path:
+    """`folder` as the last complete version: after a crash inside atomic_folder's swap (the old version set
+    aside, the new one not yet renamed into place) the old version is put back."""
+    folder = Path(folder)
+    old = folder.with_name(f".{folder.name}.old")
+    if not folder.exists() and old.is_dir():
+        old.rename(folder)
+    return folder
 
 
 def zip_folder(folder: str | Path) -> Path:

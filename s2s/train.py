@@ -28,7 +28,7 @@ from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
 from .checkpoint import load_checkpoint, save_checkpoint, write_checkpoint
 from .evaluate import corpus_bleu
-from .files import atomic_folder
+from .files import atomic_folder, recover_folder
 from .model import Seq2Seq
 from .recipe import Recipe, build_config, load_splits
 from .tokenizer import EOS_ID, Tokenizer
@@ -163,7 +163,7 @@ class Trainer:
             (tmp / "optimizer.json").write_text(json.dumps(meta))
 
     def load_resume(self) -> bool:
-        folder = self.resume_dir
+        folder = self.resume_dir and recover_folder(self.resume_dir)
         if folder is None or not (folder / "optimizer.safetensors").exists():
             return False
         model, _, _ = load_checkpoint(folder, self.device)
@@ -290,7 +290,7 @@ def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
     seed_everything(recipe.seed)
     device = pick_device(device)
     splits, report = load_splits(recipe)
-    if resume and (resume_dir / "source.model").exists():
+    if resume and (recover_folder(resume_dir) / "source.model").exists():
         source = Tokenizer.load(resume_dir / "source.model")
         target = Tokenizer.load(resume_dir / "target.model")
     else:

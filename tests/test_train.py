@@ -1,6 +1,10 @@
 import json
 import math
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -44,6 +48,41 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert steps[0] > 10 and steps[-1] == 20
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_from_recipe(tiny_recipe(), resume=True, output=tmp_path / "other", device="cpu")
+
+
+CRASH = """
+import os, pathlib, sys
+sys.path.insert(0, {tests!r})
+import torch
+torch.set_num_threads(1)
+import s2s.train as train
+from test_train import tiny_recipe
+
+point, output = sys.argv[1], pathlib.Path(sys.argv[2])
+resume_dir = output.with_name(output.name + ".resume")
+crash = lambda *args, **kwargs: os._exit(137)  # like kill -9: no cleanup, no finally blocks
+if point == "before-optimizer-state":  # the weights and tokenizers are written, the optimizer is not
+    train.save_file = crash
+rename, write_text = pathlib.Path.rename, pathlib.Path.write_text
+if point == "before-optimizer-json":
+    pathlib.Path.write_text = lambda self, *a, **k: crash() if self.name == "optimizer.json" else write_text(self, *a, **k)
+if point == "in-the-swap":  # the old folder moved aside, the new one not yet in its place
+    pathlib.Path.rename = lambda self, target: crash() if pathlib.Path(target) == resume_dir else rename(self, target)
+train.train_from_recipe(tiny_recipe(max_steps=20, eval_every=10), resume=True, output=output, device="cpu")
+"""
+
+
+@pytest.mark.parametrize("point", ["before-optimizer-state", "before-optimizer-json", "in-the-swap"])
+def test_a_crash_while_saving_the_resume_state_keeps_the_last_good_one(tmp_path, point):
+    """Issue 11, item 6: a crash in the middle of save_resume must leave the previous state loadable."""
+    out = tmp_path / "m"
+    train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=out, device="cpu")
+    crashed = subprocess.run([sys.executable, "-c", CRASH.format(tests=str(Path(__file__).parent)), point, str(out)],
+                             capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert crashed.returncode == 137, crashed.stderr[-2000:]
+    events = []
+    train_from_recipe(tiny_recipe(max_steps=11, eval_every=0), events.append, resume=True, output=out, device="cpu")
+    assert [e.step for e in events if e.kind == "done"] == [11]  # one update after the state saved at step 10
 
 
 def test_cancel_stops_within_one_batch_and_leaves_a_usable_checkpoint(tmp_path):
