@@ -6,6 +6,7 @@ import io
 import json
 import shutil
 import sys
+import time
 import tracemalloc
 import types
 import zipfile
@@ -120,6 +121,32 @@ def test_attention_views_merge_and_bad_traces(session):
     for bad in (None, {}, "not json", {"source": "x"}):
         with pytest.raises(service.UserError):
             service.attention_views(bad)
+
+
+def big_trace(sources: int, targets: int) -> dict:
+    """A well-formed trace of any size, as a client could send back to /attention_views or /export."""
+    row = [1.0 / sources] * sources
+    return dict(source="x", source_pieces=[f"▁s{i}" for i in range(sources)], translation="y",
+                target_pieces=[f"▁t{i}" for i in range(targets)], attention=[row] * targets,
+                step_logprobs=[0.0] * targets, top_k=[], logprob=0.0)
+
+
+def test_client_traces_larger_than_any_translation_are_refused_fast(session):
+    """Issue 11, item 3: a 1000 × 1000 trace (5 MB) cost 13.8 s of CPU and +445 MB in /attention_views."""
+    for data in (big_trace(1000, 1000), json.dumps(big_trace(1000, 1000)), big_trace(300, 400), big_trace(5, 401),
+                 {**big_trace(5, 5), "beam_tree": [{}] * 60_000},
+                 {**big_trace(5, 5), "source_pieces": ["x" * 101] * 5}, "[" * 10_000_001):
+        start = time.perf_counter()
+        for action in (service.attention_views, service.export_trace):
+            with pytest.raises(service.UserError, match="larger than any translation here"):
+                action(data, True)
+        assert time.perf_counter() - start < 2.0
+    for bad in ({**big_trace(3, 2), "attention": [[0.5, "x", 0.5]] * 2},
+                {**big_trace(3, 2), "attention": [[1.0] * 3]}, {**big_trace(3, 2), "top_k": [[1]]}, "[" * 100_000,
+                [1, 2]):
+        with pytest.raises(service.UserError, match="not an s2s trace"):
+            service.attention_views(bad)
+    assert service.attention_views(big_trace(256, 400), True)["heatmap"].data  # the largest a bundled model makes
 
 
 def test_export_writes_csv_json_html_and_reports_png(session, monkeypatch):

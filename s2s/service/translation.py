@@ -14,12 +14,13 @@ from .. import plots
 from ..api import DecodeOptions
 from ..deadline import call_with_deadline
 from ..files import atomic_write
-from ..trace import Trace
+from ..trace import Trace, TraceTooLarge, check_trace_data
 from .common import UserError, check_text, code, gpu, md, number
 from .models import Session, get_translator
 
 log = logging.getLogger("s2s.service")
 PNG_TIMEOUT_S = 90.0
+MAX_TRACE_JSON_CHARS = 10_000_000  # a trace sent back as JSON text; the largest a decode makes is about 7 MB
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula (OWASP)
 
 
@@ -70,16 +71,21 @@ def _views(trace: Trace, merge_words: bool) -> dict:
 
 
 def trace_from(trace_data: dict | str | None) -> Trace:
-    """A Trace from the JSON the app keeps (or a client sends back)."""
+    """A Trace from the JSON the app keeps (or a client sends back), refused when it is larger than any
+    translation here (TraceLimits) before anything is drawn from it."""
     if not trace_data:
         raise UserError("Nothing translated yet: translate a sentence first.")
     try:
-        trace = Trace.from_dict(json.loads(trace_data) if isinstance(trace_data, str) else trace_data)
-        if len(trace.attention) and any(len(row) != len(trace.source_pieces) for row in trace.attention):
-            raise ValueError("attention rows do not match the source pieces")
-        return trace
-    except (TypeError, ValueError, KeyError) as err:
-        raise UserError(f"This is not an s2s trace ({err}).") from None
+        if isinstance(trace_data, str) and len(trace_data) > MAX_TRACE_JSON_CHARS:
+            raise TraceTooLarge(f"{len(trace_data):,} characters of JSON; at most {MAX_TRACE_JSON_CHARS:,}")
+        data = json.loads(trace_data) if isinstance(trace_data, str) else trace_data
+        check_trace_data(data)
+        return Trace.from_dict(data)
+    except TraceTooLarge as err:
+        raise UserError(f"This trace is larger than any translation here ({err}); translate the sentence again.") \
+            from None
+    except (TypeError, ValueError, KeyError, RecursionError) as err:
+        raise UserError(f"This is not an s2s trace ({str(err)[:200]}).") from None
 
 
 def coverage_markdown(trace: Trace, merge_words: bool = False) -> str:
