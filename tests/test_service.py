@@ -250,6 +250,18 @@ def test_stepper_state_errors(session):
         service.step_start(MODEL, "", session)
 
 
+def test_a_step_state_larger_than_any_decode_is_refused_fast(session):
+    """Issue 11, item 3: the Step tab's state comes back from the client too (a forced prefix of 100,000
+    pieces meant 100,000 decoding steps)."""
+    state = service.step_start(MODEL, SENTENCE, session)["state"]
+    start = time.perf_counter()
+    for bad in ({**state, "target_ids": [5] * 100_000, "forced": [True] * 100_000},
+                {**state, "source": "word " * 1_000_000}):
+        with pytest.raises(service.UserError, match="does not fit|limit is 2,000"):
+            service.step_next(bad, session)
+    assert time.perf_counter() - start < 2.0
+
+
 # ---------------------------------------------------------------------- fine-tuning
 def run_fine_tune(*args, **kwargs) -> list[dict]:
     return list(service.fine_tune(*args, **kwargs))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .. import plots
 from ..api import Continuation, StepperState, Translator
+from ..trace import TraceLimits
 from .common import UserError, check_text, gpu, md
 from .models import Session, get_translator
 
@@ -82,9 +83,10 @@ def _stepper(step_state: dict | None, session: Session | None) -> tuple[Translat
                                forced=[bool(f) for f in step_state["forced"]], done=bool(step_state["done"]))
     except (KeyError, TypeError, ValueError):
         raise UserError("The step-by-step state is damaged; press Start again.") from None
-    if len(stepper.forced) != len(stepper.target_ids) or any(
-            not 0 <= i < translator.target_tokenizer.vocab_size for i in stepper.target_ids):
+    if (len(stepper.forced) != len(stepper.target_ids) or len(stepper.target_ids) > TraceLimits.target_pieces
+            or any(not 0 <= i < translator.target_tokenizer.vocab_size for i in stepper.target_ids)):
         raise UserError("The step-by-step state does not fit this model; press Start again.")
+    check_text(stepper.source)  # it comes back from the client: the same limit as a typed sentence
     return translator, name, stepper
 
 
