@@ -51,18 +51,25 @@ def clean_pairs(pairs: Sequence[Pair], max_words: int = 100, line_numbers: Seque
     """NFC-normalise and drop empty or absurdly long pairs, counting why."""
     report, kept = DropReport(), []
     for k, (src, tgt) in enumerate(pairs):
-        line = line_numbers[k] if line_numbers else k + 1
         src, tgt = normalize(src), normalize(tgt)
-        if not src or not tgt:
-            report.drop("empty side", line)
-        elif len(src.split()) > max_words or len(tgt.split()) > max_words:
-            report.drop(f"longer than {max_words} words", line)
-        elif len(src) > 20 * max_words or len(tgt) > 20 * max_words:
-            report.drop(f"longer than {20 * max_words} characters", line)
+        reason = drop_reason(src, tgt, max_words)
+        if reason:
+            report.drop(reason, line_numbers[k] if line_numbers else k + 1)
         else:
             kept.append((src, tgt))
     report.kept = len(kept)
     return kept, report
+
+
+def drop_reason(src: str, tgt: str, max_words: int = 100) -> str:
+    """Why a normalised pair is not trained on ("" when it is kept)."""
+    if not src or not tgt:
+        return "empty side"
+    if len(src.split()) > max_words or len(tgt.split()) > max_words:
+        return f"longer than {max_words} words"
+    if len(src) > 20 * max_words or len(tgt) > 20 * max_words:
+        return f"longer than {20 * max_words} characters"
+    return ""
 
 
 # ---------------------------------------------------------------------- corpora
@@ -284,6 +291,13 @@ def token_batches(examples: Sequence[tuple[list[int], list[int]]], max_tokens: i
 
     Sorting by length (with random tie-breaks) keeps padding small; the batches themselves are shuffled.
     """
+    for indices in batch_indices(examples, max_tokens, seed, shuffle):
+        yield make_batch([examples[i] for i in indices], pad_id, bos_id, eos_id)
+
+
+def batch_indices(examples: Sequence[tuple[list[int], list[int]]], max_tokens: int, seed: int,
+                  shuffle: bool = True) -> list[list[int]]:
+    """The example indices of each token_batches batch, in order: the bucketing without the tensors."""
     rng = random.Random(seed)
     order = list(range(len(examples)))
     if shuffle:
@@ -301,5 +315,23 @@ def token_batches(examples: Sequence[tuple[list[int], list[int]]], max_tokens: i
         batches.append(current)
     if shuffle:
         rng.shuffle(batches)
-    for indices in batches:
-        yield make_batch([examples[i] for i in indices], pad_id, bos_id, eos_id)
+    return batches
+
+
+Example = tuple[list[int], list[int]]  # (source ids + </s>, target ids)
+
+
+class InMemoryBatches:
+    """The trainer's batch source for a corpus held in memory: epoch e is token_batches with seed + e.
+
+    A batch source yields, for one epoch from its batch `done` on, the examples of each (global) batch with
+    the position after it: a dict that lets a resumed run start there ({} here: the count is enough).
+    """
+
+    def __init__(self, examples: Sequence[Example], batch_tokens: int, seed: int) -> None:
+        self.examples, self.batch_tokens, self.seed = examples, batch_tokens, seed
+
+    def batches(self, epoch: int, done: int = 0, position: dict | None = None
+                ) -> Iterator[tuple[list[Example], dict]]:
+        for indices in batch_indices(self.examples, self.batch_tokens, self.seed + epoch)[done:]:
+            yield [self.examples[i] for i in indices], {}

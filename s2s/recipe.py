@@ -1,12 +1,18 @@
 """The training recipe: everything needed to reproduce a model from raw data, read from configs/<name>.toml,
-and the train / val splits it names."""
+and the train / val splits it names.
+
+A recipe names its data either by corpus (`dataset = "multi30k"`, `tatoeba_dataset = "tatoeba-eng-deu"`: found
+by s2s.datasets.locate in --data, $S2S_DATA, the user cache, ../shared/data) or by path (`data_path`,
+`tatoeba_path`: read as written when the path exists; a missing path into a data root, such as
+`../shared/data/multi30k`, is looked for by its corpus name in the same order)."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from . import data as data_mod
+from . import datasets
 from .config import Config
 from .tokenizer import Tokenizer
 
@@ -16,10 +22,15 @@ class Recipe:
     """Everything needed to reproduce a model from raw data. Read from configs/<name>.toml."""
 
     name: str = "model"
-    corpus: str = "multi30k"  # multi30k | tatoeba | pairs | mixed (tatoeba + multi30k)
-    data_path: str = "../shared/data/multi30k"  # a folder (multi30k, mixed) or a file (tatoeba, pairs)
+    corpus: str = "multi30k"  # multi30k | tatoeba | pairs | mixed (tatoeba + multi30k) | stream (s2s.stream)
+    data_path: str = "../shared/data/multi30k"  # a folder (multi30k, mixed) or a file (tatoeba, pairs, stream)
     tatoeba_path: str = ""  # mixed: the Tatoeba TSV
     multi30k_weight: int = 1  # mixed: how many times Multi30k train is repeated per epoch
+    dataset: str = ""  # a corpus name (s2s data list) instead of data_path
+    tatoeba_dataset: str = ""  # mixed: a corpus name instead of tatoeba_path
+    val_path: str = ""  # stream: validation pairs (TSV, or a prefix of PREFIX.<lang> files); "" = the first n_val pairs
+    buffer_pairs: int = 200_000  # stream: pairs read, shuffled and bucketed at a time (bounds memory)
+    tokenizer_sample: int = 1_000_000  # stream: pairs sampled (uniformly, in one pass) to train SentencePiece
     src_lang: str = "en"
     tgt_lang: str = "de"
     split_seed: int = 1234  # tatoeba/pairs: split by source sentence
@@ -65,6 +76,22 @@ class Recipe:
         return cls(**flat)
 
 
+def with_data(recipe: Recipe, data_root: str | None = None) -> Recipe:
+    """The recipe with data_path and tatoeba_path pointing at this machine's copy of its corpora."""
+    return replace(recipe, data_path=find_data(recipe.dataset, recipe.data_path, data_root),
+                   tatoeba_path=find_data(recipe.tatoeba_dataset, recipe.tatoeba_path, data_root))
+
+
+def find_data(name: str, path: str, data_root: str | None = None) -> str:
+    """A corpus name -> its path here; a path -> itself if it exists (and no --data was given), else the
+    corpus it names looked for like a name; anything else unchanged (the reader says what is missing)."""
+    if name:
+        return str(datasets.locate(name, data_root))
+    if not path or (Path(path).exists() and data_root is None):
+        return path
+    known = datasets.named_by_path(path)
+    return str(datasets.locate(known, data_root)) if known else path
+
 
 def load_splits(recipe: Recipe) -> tuple[dict[str, list[tuple[str, str]]], dict]:
     """train / val / test pairs for a recipe, cleaned; plus a report of what was dropped."""
@@ -83,7 +110,8 @@ def load_splits(recipe: Recipe) -> tuple[dict[str, list[tuple[str, str]]], dict]
         splits = data_mod.split_by_source(pairs, recipe.n_val, recipe.n_test, recipe.split_seed)
         splits.pop("test")  # held out: only `s2s evaluate` reads it
     else:
-        raise ValueError(f"unknown corpus {recipe.corpus!r} (multi30k, tatoeba, pairs, mixed)")
+        raise ValueError(f"unknown corpus {recipe.corpus!r} (multi30k, tatoeba, pairs, mixed; stream is read "
+                         "by s2s.stream, not here)")
     report = {}
     for name in splits:
         splits[name], dropped = data_mod.clean_pairs(splits[name], recipe.max_words)

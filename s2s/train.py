@@ -3,7 +3,9 @@
 Length-bucketed token batches, Adam, gradient clipping, label smoothing,
 learning-rate decay on a validation plateau, early stopping and best-checkpoint
 selection on validation BLEU, fixed seeds, resumable, cancellable between
-batches, progress through a callback.
+batches, progress through a callback. Batches come from a corpus in memory or
+streamed from disk (s2s.stream); under torchrun the same loop runs on every
+rank with DistributedDataParallel (s2s.distributed).
 """
 from __future__ import annotations
 
@@ -24,14 +26,15 @@ from safetensors.torch import load_file, save_file
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from . import data as data_mod
+from . import distributed
 from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
 from .checkpoint import load_checkpoint, save_checkpoint, write_checkpoint
 from .evaluate import corpus_bleu
 from .files import atomic_folder, recover_folder
 from .model import Seq2Seq
-from .recipe import Recipe, build_config, load_splits
-from .tokenizer import EOS_ID, Tokenizer
+from .recipe import Recipe, build_config, load_splits, with_data
+from .tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 RESUME_SUFFIX = ".resume"
 
@@ -66,6 +69,7 @@ class TrainState:
     elapsed_s: float = 0.0
     target_tokens: int = 0
     history: list = field(default_factory=list)  # eval records
+    data_position: dict = field(default_factory=dict)  # where a streamed epoch resumes (s2s.stream)
 
 
 def cpu_name() -> str:
@@ -123,18 +127,27 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, meta: di
 
 
 class Trainer:
-    """Runs the loop; `cancel` (a threading.Event) stops it within one batch."""
+    """Runs the loop; `cancel` (a threading.Event) stops it within one batch.
+
+    `train_examples`: encoded pairs (held in memory) or a batch source (data.InMemoryBatches,
+    stream.StreamingBatches). `group`: this process's place in a torchrun job (default: alone); every rank
+    runs the same loop, rank 0 alone evaluates, saves and reports.
+    """
 
     def __init__(self, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer, recipe: Recipe,
                  train_examples: list, val_sources: list[str], val_refs: list[list[str]],
                  device: str | torch.device = "cpu", callback: ProgressCallback | None = None,
                  cancel: threading.Event | None = None, save_best: Callable[["Trainer"], None] | None = None,
-                 resume_dir: Path | None = None) -> None:
+                 resume_dir: Path | None = None, group: distributed.Group | None = None) -> None:
         self.model, self.recipe = model.to(device), recipe
         self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
         self.train_examples, self.val_sources, self.val_refs = train_examples, val_sources, val_refs
+        self.source = (train_examples if hasattr(train_examples, "batches") else
+                       data_mod.InMemoryBatches(train_examples, recipe.batch_tokens, recipe.seed))
         self.device = torch.device(device)
-        self.callback = callback or (lambda p: None)
+        self.group = group or distributed.Group(device=self.device)
+        self.loss = distributed.wrap(self.model, self.group)  # forward() = the training loss (DDP in a job)
+        self.callback = callback if callback and self.group.main else (lambda p: None)
         self.cancel = cancel or threading.Event()
         self.save_best = save_best
         self.resume_dir = resume_dir
@@ -152,7 +165,7 @@ class Trainer:
     # ------------------------------------------------------------ persistence
     def save_resume(self) -> None:
         """Weights, tokenizers, Adam and the plateau schedule, position in the epoch: all swapped in at once."""
-        if self.resume_dir is None:
+        if self.resume_dir is None or not self.group.main:
             return
         tensors, meta = _optimizer_tensors(self.optimizer)
         meta["plateau"] = self.plateau.state_dict()
@@ -163,6 +176,26 @@ class Trainer:
             (tmp / "optimizer.json").write_text(json.dumps(meta))
 
     def load_resume(self) -> bool:
+        """Restore the saved state; in a job rank 0 reads it and every rank gets a copy."""
+        found = self._read_resume() if self.group.main else False
+        if self.group.active:
+            found = self.group.broadcast(found)
+            if found:
+                self._share_state()
+        return found
+
+    def _share_state(self) -> None:
+        """Rank 0's weights, Adam moments, schedule and counters, on every rank."""
+        state = self.group.broadcast(_to_cpu((self.model.state_dict(), self.optimizer.state_dict(),
+                                              self.plateau.state_dict(), asdict(self.state)))
+                                     if self.group.main else None)
+        if not self.group.main:
+            self.model.load_state_dict(state[0])
+            self.optimizer.load_state_dict(state[1])
+            self.plateau.load_state_dict(state[2])
+            self.state = TrainState(**state[3])
+
+    def _read_resume(self) -> bool:
         folder = self.resume_dir and recover_folder(self.resume_dir)
         if folder is None or not (folder / "optimizer.safetensors").exists():
             return False
@@ -212,34 +245,41 @@ class Trainer:
 
     # ------------------------------------------------------------ the loop
     def run(self) -> TrainState:
-        r, st = self.recipe, self.state
+        r, st, group = self.recipe, self.state, self.group
         started = time.perf_counter() - st.elapsed_s
-        stop = False
+        stop = cancelled = False
         window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
         last_loss = math.nan
         while not stop and st.epoch < r.max_epochs:
-            batches = list(data_mod.token_batches(self.train_examples, r.batch_tokens, seed=r.seed + st.epoch))
-            for index, batch in enumerate(batches):
-                if index < st.batches_done_in_epoch:
-                    continue  # resuming inside an epoch: the same seeded order, skip what was done
-                if self.cancel.is_set():
-                    stop = True
+            # the same seeded order on every run and every rank; a resumed epoch starts after what was done
+            batches = self.source.batches(st.epoch, st.batches_done_in_epoch, st.data_position)
+            for index, (examples, position, last) in enumerate(_flag_last(batches), start=st.batches_done_in_epoch):
+                if not group.active and self.cancel.is_set():
+                    stop = cancelled = True
                     break
-                loss = self._train_step(batch)
+                loss, weight = self._train_step(examples)
+                tokens = sum(len(t) + 1 for _, t in examples)  # the global batch's target tokens
                 st.step += 1
-                st.batches_done_in_epoch = index + 1
-                st.target_tokens += batch.n_tokens
-                window_loss += loss * batch.n_tokens
-                window_tokens += batch.n_tokens
+                st.batches_done_in_epoch, st.data_position = index + 1, position
+                st.target_tokens += tokens
                 st.elapsed_s = time.perf_counter() - started
-                if st.step % 10 == 0 or index == len(batches) - 1:
+                out_of_time = r.max_minutes and st.elapsed_s >= r.max_minutes * 60
+                if group.active:  # one all-reduce per update: the global loss, and whether any rank must stop
+                    loss, cancel_votes, late_votes = group.sum([loss * weight / group.world,
+                                                                float(self.cancel.is_set()), float(bool(out_of_time))])
+                    cancelled, out_of_time = cancel_votes > 0, late_votes > 0
+                window_loss += loss * tokens
+                window_tokens += tokens
+                if st.step % 10 == 0 or last:
                     now = time.perf_counter()
                     self.callback(Progress("step", st.step, st.epoch, window_loss / max(window_tokens, 1),
                                            window_tokens / max(now - window_start, 1e-9),
                                            self.optimizer.param_groups[0]["lr"], st.elapsed_s))
                     last_loss = window_loss / max(window_tokens, 1)
                     window_loss, window_tokens, window_start = 0.0, 0, now
-                out_of_time = r.max_minutes and st.elapsed_s >= r.max_minutes * 60
+                if cancelled:
+                    stop = True
+                    break
                 out_of_steps = r.max_steps and st.step >= r.max_steps
                 if r.eval_every and st.step % r.eval_every == 0 and not (out_of_time or out_of_steps):
                     stop = self._evaluate_and_save(last_loss)
@@ -248,74 +288,126 @@ class Trainer:
                     break
             else:
                 st.epoch += 1
-                st.batches_done_in_epoch = 0
+                st.batches_done_in_epoch, st.data_position = 0, {}
                 if not r.eval_every:
                     stop = self._evaluate_and_save(last_loss) or stop
-        if not self.cancel.is_set() and (r.eval_every or st.batches_done_in_epoch):
+        if not group.active:  # alone, a cancel at any moment counts; in a job only the one all ranks agreed on
+            cancelled = self.cancel.is_set()
+        if not cancelled and (r.eval_every or st.batches_done_in_epoch):
             self._evaluate_and_save(last_loss if st.step else math.nan)
-        elif self.cancel.is_set():
+        elif cancelled:
             self.save_resume()
         self.callback(Progress("done", st.step, st.epoch, elapsed_s=st.elapsed_s, best_bleu=st.best_bleu,
-                               message="cancelled" if self.cancel.is_set() else "finished"))
+                               message="cancelled" if cancelled else "finished"))
         return st
 
     def _evaluate_and_save(self, train_loss: float) -> bool:
-        bleu, val_loss = self.evaluate()
+        # rank 0 evaluates; every rank takes its scores, so early stopping and the lr schedule agree
+        bleu, val_loss = self.group.broadcast(self.evaluate() if self.group.main else None)
         stop = self._after_eval(bleu, val_loss, train_loss)
         self.save_resume()
         return stop
 
-    def _train_step(self, batch: data_mod.Batch) -> float:
+    def _train_step(self, examples: list) -> tuple[float, float]:
+        """One update on a global batch (this rank's slice of it): (the slice's mean loss, its weight)."""
         self.model.train()
-        batch = batch.to(self.device)
+        mine, weight = distributed.shard(examples, self.group)
+        batch = data_mod.make_batch(mine, PAD_ID, BOS_ID, EOS_ID).to(self.device)
         with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp):
-            loss = self.model.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
-                                   label_smoothing=self.recipe.label_smoothing)
+            loss = self.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
+                             label_smoothing=self.recipe.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * weight if self.group.active else loss).backward()
         if self.recipe.clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.clip)
         self.optimizer.step()
-        return float(loss.detach())
+        return float(loss.detach()), weight
+
+
+def _flag_last(items):
+    """(examples, position, is_last) for each (examples, position): the trainer reports at an epoch's end."""
+    iterator = iter(items)
+    previous = next(iterator, None)
+    for item in iterator:
+        yield (*previous, False)
+        previous = item
+    if previous is not None:
+        yield (*previous, True)
+
+
+def _to_cpu(obj):
+    """Tensors moved to the CPU inside nested tuples, lists and dicts (to broadcast them between ranks)."""
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
 
 
 # ---------------------------------------------------------------------- full training from a recipe
 def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                       cancel: threading.Event | None = None, resume: bool = False, device: str = "auto",
-                      output: str | Path | None = None) -> Path:
-    """Reproduce a model from raw data: tokenizers, model, loop; the best checkpoint goes to `output`."""
+                      output: str | Path | None = None, data: str | Path | None = None) -> Path:
+    """Reproduce a model from raw data: tokenizers, model, loop; the best checkpoint goes to `output`.
+
+    `data`: a data root searched first for the recipe's corpora (s2s.datasets). Under torchrun every rank
+    calls this; rank 0 trains the tokenizers, writes and reports.
+    """
+    group = distributed.setup(pick_device(device))
+    try:
+        return _train_from_recipe(recipe, callback, cancel, resume, group, output, data)
+    finally:
+        distributed.teardown(group)
+
+
+def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel: threading.Event | None,
+                       resume: bool, group: distributed.Group, output: str | Path | None,
+                       data: str | Path | None) -> Path:
     output = Path(output or recipe.output)
     resume_dir = output.with_name(output.name + RESUME_SUFFIX)
-    set_threads(recipe.threads)
+    # a job shares the cores of a machine between its processes; alone, 0 means all of them
+    set_threads(recipe.threads or (max(1, (os.cpu_count() or 1) // group.local_world) if group.active else 0))
     seed_everything(recipe.seed)
-    device = pick_device(device)
-    splits, report = load_splits(recipe)
-    if resume and (recover_folder(resume_dir) / "source.model").exists():
-        source = Tokenizer.load(resume_dir / "source.model")
-        target = Tokenizer.load(resume_dir / "target.model")
-    else:
-        source = Tokenizer.train([s for s, _ in splits["train"]], recipe.src_vocab_size)
-        target = Tokenizer.train([t for _, t in splits["train"]], recipe.tgt_vocab_size)
+    device = group.device
+    recipe = with_data(recipe, data)
+    inputs = _StreamInputs(recipe) if recipe.corpus == "stream" else _MemoryInputs(recipe)
+    protos = None
+    if group.main:  # the tokenizers: rank 0 trains (or reloads) them, every rank gets the same bytes
+        if resume and (recover_folder(resume_dir) / "source.model").exists():
+            source = Tokenizer.load(resume_dir / "source.model")
+            target = Tokenizer.load(resume_dir / "target.model")
+        else:
+            pairs = inputs.tokenizer_pairs()
+            source = Tokenizer.train([s for s, _ in pairs], recipe.src_vocab_size)
+            target = Tokenizer.train([t for _, t in pairs], recipe.tgt_vocab_size)
+        protos = (source.model_proto, target.model_proto)
+    source, target = (Tokenizer(proto) for proto in group.broadcast(protos))
     config = build_config(recipe, source, target)
     model = Seq2Seq(config)
-    examples = encode_pairs(splits["train"], source, target, config.max_src_tokens)
-    val_sources, val_refs = data_mod.group_references(splits["val"])
+    batches = inputs.batches(source, target, config.max_src_tokens)
+    val_sources, val_refs = data_mod.group_references(inputs.val)
     hardware = (f"{cpu_name()} ({torch.get_num_threads()} threads)" if device.type == "cpu"
                 else torch.cuda.get_device_name())
+    if group.active:
+        hardware = f"{group.world} processes (torchrun, DDP), each on {hardware}"
 
     def save_best(trainer: Trainer) -> None:
-        training = dict(recipe=asdict(recipe), data_report=report, hardware=hardware,
-                        train_pairs=len(splits["train"]), state=asdict(trainer.state),
+        training = dict(recipe=asdict(recipe), data_report=inputs.report(), hardware=hardware,
+                        train_pairs=inputs.train_pairs, state=asdict(trainer.state),
                         parameters=sum(p.numel() for p in model.parameters()))
         save_checkpoint(output, trainer.model, source, target, training=training, half=recipe.half,
                         card=model_card(config, training))
 
-    trainer = Trainer(model, source, target, recipe, examples, val_sources, val_refs, device, callback, cancel,
-                      save_best, resume_dir)
+    trainer = Trainer(model, source, target, recipe, batches, val_sources, val_refs, device, callback, cancel,
+                      save_best if group.main else None, resume_dir, group)
     if resume and not trainer.load_resume():
         raise FileNotFoundError(f"nothing to resume in {resume_dir}")
+    if group.active:
+        torch.manual_seed(recipe.seed + 7919 * group.rank)  # each rank its own dropout masks
     state = trainer.run()
-    if not trainer.cancel.is_set() and (output / "training.json").exists():
+    if group.main and not trainer.cancel.is_set() and (output / "training.json").exists():
         reason = ("the time limit" if recipe.max_minutes and state.elapsed_s >= recipe.max_minutes * 60 else
                   "the update limit" if recipe.max_steps and state.step >= recipe.max_steps else
                   "the epoch limit" if state.epoch >= recipe.max_epochs else "early stopping")
@@ -324,6 +416,56 @@ def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
             step=state.step, epoch=state.epoch, elapsed_s=round(state.elapsed_s, 1), stop_reason=reason,
             history=state.history)))
     return output
+
+
+class _MemoryInputs:
+    """A recipe's corpus read whole (s2s.recipe.load_splits)."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        splits, self._report = load_splits(recipe)
+        self.train, self.val, self.train_pairs = splits["train"], splits["val"], len(splits["train"])
+
+    def tokenizer_pairs(self) -> list[tuple[str, str]]:
+        return self.train
+
+    def batches(self, source: Tokenizer, target: Tokenizer, max_src_tokens: int) -> list:
+        return encode_pairs(self.train, source, target, max_src_tokens)
+
+    def report(self) -> dict:
+        return self._report
+
+
+class _StreamInputs:
+    """A recipe's corpus streamed from disk (corpus = "stream"): s2s.stream."""
+
+    def __init__(self, recipe: Recipe) -> None:
+        from . import stream
+
+        self.recipe, self.stream = recipe, stream
+        self.corpus = stream.PairFile.open(recipe.data_path, recipe.src_lang, recipe.tgt_lang)
+        if recipe.val_path:
+            val, self.start = stream.PairFile.open(recipe.val_path, recipe.src_lang, recipe.tgt_lang).pairs(), None
+        else:  # no validation file: the first n_val pairs, which training then skips
+            val, self.start = stream.held_out_head(self.corpus, recipe.n_val)
+        self.val_report = data_mod.DropReport()
+        self.val = stream.clean(val, recipe.max_words, self.val_report)
+        self.train_pairs = None  # not counted: the corpus is never held
+        self.source = None
+
+    def tokenizer_pairs(self) -> list[tuple[str, str]]:
+        r = self.recipe
+        return self.stream.sample_pairs(self.corpus, r.tokenizer_sample, r.seed, r.max_words, self.start)
+
+    def batches(self, source: Tokenizer, target: Tokenizer, max_src_tokens: int):
+        r = self.recipe
+        self.source = self.stream.StreamingBatches(
+            self.corpus, lambda pairs: encode_pairs(pairs, source, target, max_src_tokens), r.batch_tokens,
+            r.seed, r.buffer_pairs, r.max_words, self.start)
+        return self.source
+
+    def report(self) -> dict:
+        seen = self.source.report.summary() if self.source else ""
+        return {"train": f"streamed from {self.recipe.data_path}; so far {seen}", "val": self.val_report.summary()}
 
 
 # ---------------------------------------------------------------------- fine-tuning in the app
