@@ -1,14 +1,16 @@
-"""`s2s train | translate | evaluate | push`."""
+"""`s2s train | translate | evaluate | push | data`."""
 from __future__ import annotations
 
 import argparse
 import codecs
 import json
 import math
+import os
 import sys
 import threading
 from pathlib import Path
 
+from . import distributed
 from .api import DecodeOptions, Translator
 from .files import atomic_write
 from .recipe import Recipe
@@ -78,14 +80,15 @@ def cmd_train(args) -> int:
     from .train import train_from_recipe  # training's dependencies load only for `s2s train`
 
     recipe = Recipe.load(args.config)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and logs
     if args.max_minutes is not None:
         recipe.max_minutes = args.max_minutes
     if args.max_steps is not None:
         recipe.max_steps = args.max_steps
     if args.threads is not None:
         recipe.threads = args.threads
-    bar = tqdm(unit="upd", dynamic_ncols=True, disable=args.quiet)
-    log = open(args.log, "a", encoding="utf-8") if args.log else None
+    bar = tqdm(unit="upd", dynamic_ncols=True, disable=args.quiet or not main_rank)
+    log = open(args.log, "a", encoding="utf-8") if args.log and main_rank else None
 
     def on_progress(p) -> None:
         if p.kind == "step":
@@ -100,14 +103,33 @@ def cmd_train(args) -> int:
             log.flush()
 
     cancel = threading.Event()
+    if distributed.launched():  # torchrun stops a job with SIGTERM: finish the update, save, leave together
+        distributed.catch_stop_signals(cancel)
     try:
         out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
-                                output=args.output)
+                                output=args.output, data=args.data)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
     bar.close()
-    print(f"best checkpoint: {out}")
+    if log:
+        log.close()
+    if cancel.is_set() and main_rank:
+        print(f"stopped; continue with --resume (state in {Path(out).name}.resume)", file=sys.stderr)
+    elif main_rank:
+        print(f"best checkpoint: {out}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from . import datasets
+
+    if args.action == "list":
+        print("\n".join(datasets.describe(args.data)))
+        return 0
+    for name in args.names:
+        datasets.get(name, args.dir, mirror=args.mirror or os.environ.get("S2S_DATA_MIRROR"),
+                     progress=not args.quiet)
     return 0
 
 
@@ -209,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"), help="0 = no limit")
     tr.add_argument("--threads", type=bounded(int, 0, MAX_THREADS, "thread count"),
                     help="CPU threads (default: the recipe's; 0 = all cores)")
+    tr.add_argument("--data", help="a data folder searched first for the recipe's corpora (what `s2s data get "
+                    "--dir` wrote); then $S2S_DATA, the user cache, ../shared/data")
     tr.add_argument("--device", default="auto")
     tr.add_argument("--log", help="append progress as JSON lines here")
     tr.add_argument("--quiet", action="store_true")
@@ -237,6 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--message", help="commit message")
     p.add_argument("--base-model", help="Hub repo id this checkpoint was fine-tuned from (default: training.json)")
     p.set_defaults(func=cmd_push)
+
+    da = sub.add_parser("data", help="download the corpora the recipes name (s2s data get multi30k)")
+    da_sub = da.add_subparsers(dest="action", required=True)
+    get = da_sub.add_parser("get", help="download, check (SHA-256) and unpack corpora; resumes a broken download")
+    get.add_argument("names", nargs="+", metavar="NAME", help="multi30k, tatoeba-eng-deu, tatoeba-eng-fra")
+    get.add_argument("--dir", help="data folder to fill (default: $S2S_DATA, else the user cache folder)")
+    get.add_argument("--mirror", help="fetch from MIRROR/<folder>/<file> instead (default: $S2S_DATA_MIRROR)")
+    get.add_argument("--quiet", action="store_true", help="no progress bars")
+    ls = da_sub.add_parser("list", help="the corpora and where each is found")
+    ls.add_argument("--data", help="a data folder searched first")
+    da.set_defaults(func=cmd_data)
     return parser
 
 

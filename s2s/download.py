@@ -20,7 +20,6 @@ from tqdm import tqdm
 CONNECT_TIMEOUT_S = 10.0  # no answer to the TCP/TLS handshake in this time: the server is unreachable
 READ_TIMEOUT_S = 30.0  # no byte for this long in the middle of a file: the connection is dead, resume it
 RETRIES = 3  # a broken connection is resumed this many times before giving up (the .part file stays)
-CHUNK_BYTES = 1 << 16
 USER_AGENT = "s2s-data/0.1 (python-httpx; s2s data get)"
 
 
@@ -50,11 +49,11 @@ def fetch(url: str, path: str | Path, sha256: str | None = None, *, progress: bo
     path = Path(path)
     part = path.with_name(path.name + ".part")
     path.parent.mkdir(parents=True, exist_ok=True)
-    timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(
-        timeout or READ_TIMEOUT_S, connect=min(timeout or CONNECT_TIMEOUT_S, CONNECT_TIMEOUT_S))
+    if not isinstance(timeout, httpx.Timeout):  # one number: the limit for connecting and for each read
+        timeout = httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S) if timeout is None else httpx.Timeout(timeout)
     host = urlsplit(url).netloc or url
     bar = tqdm(desc=path.name, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress,
-               file=sys.stderr, dynamic_ncols=True, leave=True)
+               file=sys.stderr, dynamic_ncols=True, delay=0.5)  # shown once a transfer takes time
     try:
         with httpx.Client(timeout=timeout, follow_redirects=True,
                           headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}) as client:
@@ -100,7 +99,7 @@ def _transfer(client: httpx.Client, url: str, part: Path, bar: tqdm) -> None:
         bar.reset(total=have + int(length) if length and length.isdigit() else None)
         bar.update(have)
         with open(part, "ab" if have else "wb") as f:
-            for chunk in response.iter_raw(CHUNK_BYTES):  # identity encoding: the bytes as stored
+            for chunk in response.iter_raw():  # as they arrive (a sized chunk would lose a partial one); as stored
                 f.write(chunk)
                 bar.update(len(chunk))
 

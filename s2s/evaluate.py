@@ -7,14 +7,15 @@ from pathlib import Path
 import sacrebleu
 
 from . import data as data_mod
+from . import datasets
 from .api import DecodeOptions, Translator
 from .card import refresh_card
-from .recipe import Recipe
+from .recipe import Recipe, find_data
 
 MULTI30K_TESTS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "val")
 # Hand-written everyday sentences (bench/data/everyday.{en,de,fr}): never used for training or tuning.
 EVERYDAY_DIR = Path(__file__).resolve().parent.parent / "bench" / "data"
-TATOEBA_FILES = {"de": "eng-deu.tsv.gz", "fr": "eng-fra.tsv.gz"}
+TATOEBA_DATASETS = {"de": "tatoeba-eng-deu", "fr": "tatoeba-eng-fra"}  # s2s.datasets names
 
 
 def read_everyday(src_lang: str, tgt_lang: str, folder: str | Path = EVERYDAY_DIR) -> list[tuple[str, str]]:
@@ -33,9 +34,12 @@ def tatoeba_split(split: str, src_lang: str, tgt_lang: str, data_path: str | Non
     """The Tatoeba val/test split a model was trained with (its recipe's file, seed and sizes)."""
     r = recipe if recipe is not None and recipe.corpus in ("tatoeba", "mixed") else Recipe(corpus="tatoeba")
     other = tgt_lang if src_lang == "en" else src_lang
-    path = data_path or (r.tatoeba_path if r.corpus == "mixed" else
-                         r.data_path if r.data_path.endswith((".tsv", ".gz")) else "")
-    path = path or f"../shared/data/tatoeba/{TATOEBA_FILES.get(other, 'eng-fra.tsv.gz')}"
+    path = data_path
+    if not path:  # the recipe's corpus, by name or path, found like `s2s train` finds it (s2s.datasets)
+        name = r.tatoeba_dataset if r.corpus == "mixed" else r.dataset
+        given = (r.tatoeba_path if r.corpus == "mixed" else
+                 r.data_path if r.data_path.endswith((".tsv", ".gz")) else "")
+        path = find_data(name or ("" if given else TATOEBA_DATASETS.get(other, "tatoeba-eng-fra")), given)
     splits = data_mod.split_by_source(data_mod.read_tatoeba(path, src_lang), r.n_val, r.n_test, r.split_seed)
     return splits[split]
 
@@ -45,7 +49,7 @@ def test_pairs(test: str, translator: Translator, data_dir: str | None = None,
     """Resolve a test-set name (Multi30k split, `tatoeba-test`/`tatoeba-val`, `everyday`, or a TSV/CSV path)."""
     cfg = translator.config
     if test in MULTI30K_TESTS:
-        pairs = data_mod.read_multi30k(data_dir or "../shared/data/multi30k", test, cfg.src_lang, cfg.tgt_lang)
+        pairs = data_mod.read_multi30k(data_dir or datasets.locate("multi30k"), test, cfg.src_lang, cfg.tgt_lang)
     elif test in ("tatoeba-test", "tatoeba-val"):
         pairs = tatoeba_split(test.split("-", 1)[1], cfg.src_lang, cfg.tgt_lang, data_dir, recipe)
     elif test == "everyday":
