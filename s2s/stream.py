@@ -73,15 +73,14 @@ class PairFile:
             lines = list(itertools.islice(files[0], n))
             pairs = []
             for line in lines:
-                cols = line.decode("utf-8", errors="replace").rstrip("\r\n").split("\t")
+                cols = _text(line).split("\t")
                 pairs.append((cols[0], cols[1]) if len(cols) >= 2 else ("", ""))  # not a pair: dropped as empty
             return pairs, [offsets[0] + sum(map(len, lines))]
         src = list(itertools.islice(files[0], n))
         tgt = list(itertools.islice(files[1], len(src) or 1))  # at the end of the source, one more: is it over too?
         if len(src) != len(tgt):
             raise DataError(f"{self.paths[0].name} and {self.paths[1].name} do not have the same number of lines")
-        pairs = [(s.decode("utf-8", errors="replace"), t.decode("utf-8", errors="replace"))
-                 for s, t in zip(src, tgt)]
+        pairs = [(_text(s), _text(t)) for s, t in zip(src, tgt)]
         return pairs, [offsets[0] + sum(map(len, src)), offsets[1] + sum(map(len, tgt))]
 
     def pairs(self, limit: int | None = None) -> list[Pair]:
@@ -92,6 +91,10 @@ class PairFile:
         finally:
             for f in files:
                 f.close()
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace").rstrip("\r\n")
 
 
 def clean(pairs: Sequence[Pair], max_words: int, report: DropReport | None = None) -> list[Pair]:
