@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import os
+import reprlib
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -69,12 +71,12 @@ PUSH_HELP = ("Uploads the checkpoint folder of the model selected at the top (e.
 def friendly(fn):
     """Show service errors as a message in the UI (gr.Error), never as a stack trace."""
 
-    def translate_error(err: Exception) -> gr.Error:
+    def translate_error(err: Exception, name: str) -> gr.Error:  # name: the handler's, as the app renamed it
         if isinstance(err, gr.Error):
             return err
         if isinstance(err, ValueError):  # UserError, DataError, CheckpointError, HubError
-            return gr.Error(str(err), print_exception=False)
-        log.exception("unexpected error in %s", fn.__name__)
+            return refuse(name, str(err))
+        log.exception("unexpected error in %s", name)
         return gr.Error(f"Something went wrong ({type(err).__name__}); the details are in the server log.",
                         print_exception=False)
 
@@ -84,7 +86,7 @@ def friendly(fn):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - shown to the user
-                raise translate_error(err) from None
+                raise translate_error(err, stream.__name__) from None
         return stream
 
     @functools.wraps(fn)
@@ -92,8 +94,66 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001 - shown to the user
-            raise translate_error(err) from None
+            raise translate_error(err, call.__name__) from None
     return call
+
+
+def refuse(event: str, message: str) -> gr.Error:
+    """A refused request: the message for the person (or API client), and one line in the log, never a traceback."""
+    log.info("refused %s: %s", event, message.splitlines()[0][:300] if message else "")
+    return gr.Error(message, print_exception=False)
+
+
+class Blocks(gr.Blocks):
+    """gr.Blocks whose refusal of a malformed API value names the input and says what it must be, and logs one
+    line. (Gradio answers a string for a slider with {"error": null} and logs a 27-line traceback.)"""
+
+    async def preprocess_data(self, block_fn, inputs, state, explicit_call=False):
+        event = f"/{block_fn.api_name or block_fn.name}"
+        wanted = [c for c in block_fn.inputs if not c.stateful]
+        if len(inputs) < len(block_fn.inputs):
+            raise refuse(event, f"{event} takes {len(wanted)} inputs ({', '.join(_name(c) for c in wanted)}); "
+                                "some are missing.")
+        for component, value in zip(block_fn.inputs, inputs):
+            if not component.stateful and state is not None and component._id in state:
+                component = state[component._id]  # as this session sees it (e.g. its own model choices)
+            if problem := _problem(component, value):
+                raise refuse(event, problem)
+        try:
+            return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+        except gr.Error as err:  # e.g. a value that is not one of a dropdown's choices
+            raise refuse(event, str(err.message)) from None
+        except Exception as err:  # noqa: BLE001 - any other value gradio cannot read
+            raise refuse(event, f"An input of {event} has the wrong type or shape ({type(err).__name__}).") from None
+
+
+def _name(component) -> str:
+    return str(component.label or type(component).__name__)
+
+
+def _problem(component, value) -> str | None:
+    """What is wrong with an API value for this component, in words (None: nothing gradio would not handle)."""
+    shown = reprlib.repr(value)  # cut short: it may be megabytes
+    if isinstance(component, (gr.Slider, gr.Number)) and not (value is None and isinstance(component, gr.Number)):
+        low, high = component.minimum, component.maximum
+        bounds = f" between {low:g} and {high:g}" if low is not None and high is not None else ""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return f"{_name(component)} must be a finite number{bounds}, not {shown}."
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"{_name(component)} must be{bounds}, not {value:g}."
+    elif isinstance(component, (gr.Dropdown, gr.Radio)) and not getattr(component, "allow_custom_value", False) \
+            and value is not None and value not in (choices := [choice for _, choice in component.choices]):
+        return f"{_name(component)} must be one of {reprlib.repr(choices)}, not {shown}."
+    elif isinstance(component, gr.Checkbox) and not isinstance(value, bool):
+        return f"{_name(component)} must be true or false, not {shown}."
+    elif isinstance(component, gr.Textbox) and isinstance(value, (list, dict, bool)):
+        return f"{_name(component)} must be text, not {shown}."
+    elif isinstance(component, gr.File) and value is not None and not all(
+            isinstance(v, dict) and isinstance(v.get("path"), str) for v in (value if isinstance(value, list)
+                                                                             else [value])):
+        return (f"{_name(component)}: upload each file first (POST /gradio_api/upload) and pass the list of "
+                "what it returns (gradio_client: [handle_file(path)]).")
+    return None
 
 
 def slider(field: str, value: float, step: float, label: str, high: float | None = None, **kwargs) -> gr.Slider:
@@ -364,7 +424,7 @@ def build_demo() -> gr.Blocks:
     models = service.bundled_models()
     no_models = "" if models else (f"_No bundled model was found in `{service.checkpoints_dir()}`: load one from "
                                    "the Hub in the Model tab._")
-    with gr.Blocks(title="s2s — a translator that shows its reasoning", delete_cache=(3600, 7200)) as demo:
+    with Blocks(title="s2s — a translator that shows its reasoning", delete_cache=(3600, 7200)) as demo:
         session = gr.State(service.Session(), delete_callback=service.close_session)
         gr.Markdown(HEADER, elem_classes="s2s-header")
         with gr.Row(equal_height=True):

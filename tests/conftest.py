@@ -44,6 +44,13 @@ def app_checkpoints(tiny_checkpoint, tmp_path_factory) -> Path:
     return folder
 
 
+class AppServer(str):
+    """The running app's URL, with its process id and its log file."""
+
+    pid: int
+    log: Path
+
+
 @pytest.fixture(scope="session")
 def app_server(app_checkpoints, tmp_path_factory):
     """`python app.py` as a user runs it, on a free port, serving the two app models; one for the whole run
@@ -68,7 +75,9 @@ def app_server(app_checkpoints, tmp_path_factory):
                 process.kill()
                 pytest.fail(f"app.py did not start; see {log.name}")
             time.sleep(0.25)
-    yield url
+    server = AppServer(url)
+    server.pid, server.log = process.pid, Path(log.name)
+    yield server
     os.killpg(process.pid, signal.SIGTERM)  # the process group of the app started above, nothing else
     try:
         process.wait(timeout=20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_fine_tune_round_trip_adds_model_to_this_session_only(client, server, pa
     from gradio_client import Client
     from gradio_client.exceptions import AppError
     stranger = Client(server, verbose=False)
-    with pytest.raises(AppError, match="not in the list of choices|Unknown model"):
+    with pytest.raises(AppError, match="not in the list of choices|Unknown model|Model must be one of"):
         stranger.predict(name, SENTENCE, "greedy", 5, 1.0, 1, 1.0, 0, 1.0, 1, False, api_name="/translate")
     with pytest.raises(AppError, match="At least 2 pairs"):
         client.predict(MODEL, "a\tb", [], 1, 1e-3, api_name="/fine_tune")
@@ -122,6 +123,56 @@ def test_uploads_over_the_size_limit_are_refused_by_the_server(server, app_modul
     assert small.status_code == 200 and small.json()[0].endswith("pairs.tsv")
     big = httpx.post(url, files={"files": ("pairs.tsv", b"x" * (limit + 1))}, timeout=60)
     assert big.status_code == 413 and "maximum allowed size" in big.text
+
+
+def call_raw(server: str, api_name: str, data) -> tuple[str, object]:
+    """One call as any HTTP client makes it (POST /gradio_api/call/<name>, then its event stream): the final
+    event ("complete" or "error") and its data. No client library fills in or checks anything."""
+    import urllib.request
+    base = f"{server.rstrip('/')}/gradio_api/call/{api_name}"
+    request = urllib.request.Request(base, data=json.dumps({"data": data}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        event_id = json.load(answer)["event_id"]
+    event = ""
+    with urllib.request.urlopen(f"{base}/{event_id}", timeout=120) as stream:
+        for raw in stream:
+            line = raw.decode().strip()
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                return event, json.loads(line[5:])
+    raise AssertionError("the event stream ended without a result")
+
+
+GOOD = [MODEL, SENTENCE, "beam", 3, 1.0, 1, 1.0, 0, 1.0, 1, False]
+MALFORMED = [  # issue 11, item 8: each of these was answered {"error": null}, or with a 27-line traceback logged
+    ("translate", GOOD[:3] + ["abc"] + GOOD[4:], "Beam width must be a finite number between 1 and 64, not 'abc'"),
+    ("translate", GOOD[:3] + [1000] + GOOD[4:], "Beam width must be between 1 and 64, not 1000"),
+    ("translate", GOOD[:3] + [[5]] + GOOD[4:], "Beam width must be a finite number between 1 and 64, not [5]"),
+    ("translate", GOOD[:9] + ["x", False], "Seed (empty: random) must be a finite number, not 'x'"),
+    ("translate", GOOD[:10] + ["yes"], "Merge subword pieces into words must be true or false, not 'yes'"),
+    ("translate", [MODEL, {"text": 1}] + GOOD[2:], "Source sentence must be text"),
+    ("translate", ["nope"] + GOOD[1:], "Model must be one of ['html-en-de', 'tiny-en-de'], not 'nope'"),
+    ("translate", GOOD[:2] + ["bogus"] + GOOD[3:], "Decoding must be one of"),
+    ("translate", GOOD[:2], "/translate takes 11 inputs (Model, Source sentence, Decoding, Beam width"),
+    ("fine_tune", [MODEL, "a\tb\nc\td", [], "x", 1e-3], "Epochs must be a finite number between 1 and 20"),
+    ("fine_tune", [MODEL, "a\tb\nc\td", "pairs.tsv", 1, 1e-3], "upload each file first"),
+    ("fine_tune", [MODEL, "a\tb\nc\td", [], 1, float("nan")], "must be a finite number"),
+]
+
+
+def test_malformed_api_values_get_a_clear_message_and_one_log_line(server):
+    logged = server.log.stat().st_size
+    for api_name, data, message in MALFORMED:
+        event, answer = call_raw(server, api_name, data)
+        assert event == "error" and message in (answer.get("error") or ""), (api_name, data, answer)
+    time.sleep(0.5)  # the log is written by the server process
+    with server.log.open(encoding="utf-8") as log:
+        log.seek(logged)
+        new = log.read()
+    assert "Traceback" not in new
+    assert len([line for line in new.splitlines() if "refused /" in line]) == len(MALFORMED), new
 
 
 def test_launch_defaults_to_localhost(app_module, monkeypatch):
