@@ -234,7 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--data", help="a data folder searched first for the recipe's corpora (what `s2s data get "
                     "--dir` wrote); then $S2S_DATA, the user cache, ../shared/data")
     tr.add_argument("--device", default="auto")
-    tr.add_argument("--log", help="append progress as JSON lines here")
+    tr.add_argument("--log", "--log-file", dest="log",
+                    help="append progress as JSON lines here (under torchrun spell it --log-file: torchrun "
+                    "reads --log as its own --log-dir)")
     tr.add_argument("--quiet", action="store_true")
     tr.set_defaults(func=cmd_train)
 
