@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import torch
 
+from . import retention
+
 MAX_INPUT_CHARS = 2000  # one sentence (or a short paragraph) per translation
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -26,12 +28,16 @@ def startup() -> None:
       faster than several (oversubscribed threads wait on each other); the default is torch's own.
     - PNG export: kaleido drives a Chrome/Chromium it finds through BROWSER_PATH; Debian's Chromium is used
       when nothing else is set.
+    - Session folders (`s2s-session-<pid>-*`) left by a process that is gone are deleted, and this process
+      deletes its own on SIGTERM (see `retention`).
     """
     threads = os.environ.get("S2S_THREADS", "").strip()
     if threads.isdigit() and int(threads) > 0:
         torch.set_num_threads(int(threads))
     if not os.environ.get("BROWSER_PATH") and CHROMIUM.exists():
         os.environ["BROWSER_PATH"] = str(CHROMIUM)
+    retention.sweep_stale_folders()
+    retention.delete_own_folders_on_sigterm()
 
 
 def gpu(duration: float | None = None) -> Callable:

@@ -290,8 +290,8 @@ def _finish(job: _Job, outcome: dict, session: Session, cancel: threading.Event)
     tuned.name = name = _new_name(job.base_model, session)
     folder = _save(job, tuned, train_state, bleu_after, session)
     archive = zip_folder(folder)
-    session.models[name] = OwnModel(tuned, f"fine-tuned in this browser session from {job.base_model}", folder,
-                                    archive)
+    session.add_model(name, OwnModel(tuned, f"fine-tuned in this browser session from {job.base_model}", folder,
+                                     archive))
     held = len(job.sources)
     return job.update(
         1.0, f"Done in {train_state.elapsed_s:.1f} s ({train_state.step} updates). New model: {name} — it is now "

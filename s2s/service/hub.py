@@ -36,7 +36,7 @@ def load_from_hub(spec: str, revision: str | None = None, session: Session | Non
             raise UserError(f"Could not load {name} ({type(err).__name__}: {err}).") from None
         translator.name = name
         folder = getattr(translator, "folder", None)
-        session.models[name] = OwnModel(translator, "loaded from the Hub in this browser session", folder)
+        session.add_model(name, OwnModel(translator, "loaded from the Hub in this browser session", folder))
     return dict(choices=model_choices(session), selected=name, session=session,
                 message=f"Loaded **{md(name)}**: {md(describe(session.models[name].translator))}. "
                         "It is in the model list of this browser session.")

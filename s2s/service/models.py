@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from huggingface_hub import ModelCard
 from ..api import Translator
 from ..card import architecture
 from ..repo_id import models_from_env
+from . import retention
 from .common import UserError, md
 
 log = logging.getLogger("s2s.service")
@@ -43,21 +43,32 @@ class OwnModel:
     origin: str  # how it got here, e.g. "loaded from the Hub in this browser session"
     folder: Path | None = None  # its checkpoint folder: model card, upload to the Hub
     archive: Path | None = None  # a fine-tuned model's zip, offered for download
+    last_used: float = 0.0  # retention.clock() when it was last asked for
 
 
 @dataclass
 class Session:
-    """A browser session's private data (the app's gr.State): its own models and a folder for its files."""
+    """A browser session's private data (the app's gr.State): its own models and a folder for its files.
+
+    How long they stay is `retention`'s business: it adds models (`add_model`) and takes them back.
+    """
 
     models: dict[str, OwnModel] = field(default_factory=dict)
     fine_tunes: int = 0  # numbers the fine-tuned models: base-ft1, base-ft2, ...
     folder: Path | None = None
+    removed: dict[str, str] = field(default_factory=dict)  # models the server took back -> why
+    last_used: float = field(default_factory=retention.clock)
 
     def files(self) -> Path:
         """This session's temporary folder (made on first use)."""
         if self.folder is None or not self.folder.is_dir():
-            self.folder = Path(tempfile.mkdtemp(prefix="s2s-session-"))
+            self.folder = Path(tempfile.mkdtemp(prefix=retention.folder_prefix()))
+            retention.track(self)
         return self.folder
+
+    def add_model(self, name: str, own: OwnModel) -> None:
+        """A new model of this session; the server may take back the least recently used of anyone's."""
+        retention.admit(self, name, own)
 
     def check_room(self) -> None:
         if len(self.models) >= MAX_SESSION_MODELS:
@@ -65,9 +76,8 @@ class Session:
                             "server's limit). Reload the page to start a fresh session.")
 
     def close(self) -> None:
-        """Delete the session's files (gr.State calls this when the browser session ends)."""
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
+        """Release the session's models and delete its files (gr.State calls this when the session ends)."""
+        retention.close(self)
 
 
 def close_session(session: Session | None) -> None:
@@ -106,7 +116,12 @@ def get_translator(name: str | None, session: Session | None = None) -> Translat
         raise UserError("No model is selected. Pick one in the model list, or load one in the Model tab.")
     own = (session or Session()).models.get(name)
     if own is not None:
+        retention.touch(session, name)
         return own.translator
+    if session is not None and name in session.removed:
+        raise UserError(f"{name} is no longer on the server: {session.removed[name]}. Fine-tune or load it again.")
+    if session is not None:
+        retention.touch(session)
     local = _local_models()
     key = str(local[name].resolve()) if name in local else f"hub:{name}"  # a path: tests swap S2S_CHECKPOINTS
     with _CACHE_LOCK:
