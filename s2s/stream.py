@@ -167,6 +167,7 @@ class StreamingBatches:
                 if not pairs:
                     return
                 examples = self.encode(clean(pairs, self.max_words, self.report))
+                del pairs  # from here on the window is its encoded examples only
                 groups = batch_indices(examples, self.batch_tokens, window_seed(self.seed, epoch, window))
                 for j, indices in enumerate(groups):
                     if skip:
@@ -176,6 +177,7 @@ class StreamingBatches:
                     yield [examples[i] for i in indices], dict(
                         epoch=epoch, window=window + finished, offsets=after if finished else offsets,
                         batch=0 if finished else j + 1)
+                del examples, groups  # before the next window is read: one window in memory, not two
                 window, offsets = window + 1, after
         finally:
             for f in files:
