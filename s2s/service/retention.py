@@ -53,6 +53,7 @@ def track(session: Any) -> None:
     """Know `session` from now on (it has a folder or models); its folder goes when the session object does
     (gradio drops a session's state without a word when it holds too many)."""
     with _LOCK:
+        session.last_used = clock()  # in use: a copy of gradio's initial value carries its creation time
         key = id(session)
         if key not in _SESSIONS:
             _SESSIONS[key] = weakref.ref(session, lambda _, key=key: _forget(key))
