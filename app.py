@@ -463,6 +463,8 @@ def launch(demo: gr.Blocks | None = None, **kwargs):
     demo = demo or build_demo()
     kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     kwargs.setdefault("max_file_size", service.MAX_FILE_BYTES)  # gradio stops bigger uploads while receiving
+    # gradio keeps every session's state (about 0.75 MB: its page config and last outputs) up to this many
+    kwargs.setdefault("state_session_capacity", service.MAX_SESSIONS)
     return demo.launch(theme=THEME, css=CSS, **kwargs)
 
 

@@ -186,6 +186,7 @@ def test_launch_defaults_to_localhost(app_module, monkeypatch):
     app_module.launch(FakeDemo())
     assert seen["server_name"] == "127.0.0.1" and seen["theme"] is app_module.THEME and "css" in seen
     assert seen["max_file_size"] == app_module.service.MAX_FILE_BYTES  # gradio refuses bigger uploads
+    assert seen["state_session_capacity"] == app_module.service.MAX_SESSIONS  # gradio forgets the oldest
     monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
     app_module.launch(FakeDemo())
     assert seen["server_name"] == "0.0.0.0"

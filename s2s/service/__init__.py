@@ -21,6 +21,7 @@ instead of a stack trace.
 """
 from ..api import DecodeOptions  # its RANGES size the app's sliders
 from .common import MAX_INPUT_CHARS, UserError, startup
+from .retention import MAX_SESSIONS
 from .fine_tuning import (
     MAX_EPOCHS,
     MAX_FILE_BYTES,
@@ -54,7 +55,7 @@ from .translation import attention_views, beam_tree, coverage_markdown, decode_o
 
 __all__ = [
     "DecodeOptions", "MAX_EPOCHS", "MAX_FILE_BYTES", "MAX_INPUT_CHARS", "MAX_LR", "MAX_MINUTES", "MAX_PAIRS",
-    "MAX_SESSION_MODELS", "MAX_WORDS", "MIN_LR", "OwnModel", "Session", "UserError", "attention_views",
+    "MAX_SESSION_MODELS", "MAX_SESSIONS", "MAX_WORDS", "MIN_LR", "OwnModel", "Session", "UserError", "attention_views",
     "beam_tree", "bundled_models", "cancel_fine_tune", "checkpoints_dir", "close_session", "coverage_markdown",
     "decode_options", "describe", "export_trace", "fine_tune", "get_translator", "load_from_hub",
     "model_choices", "model_overview", "new_cancel_token", "preload", "push_to_hub", "read_training_pairs",

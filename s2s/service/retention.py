@@ -34,6 +34,7 @@ log = logging.getLogger("s2s.service")
 MAX_MODELS = int(os.environ.get("S2S_MAX_OWN_MODELS") or 16)  # over all sessions
 MAX_MODEL_BYTES = int(float(os.environ.get("S2S_MAX_OWN_MODELS_MB") or 1024) * 1024**2)  # their weights in RAM
 SESSION_TTL_S = float(os.environ.get("S2S_SESSION_TTL_S") or 3600)
+MAX_SESSIONS = int(os.environ.get("S2S_MAX_SESSIONS") or 1000)  # gradio's state_session_capacity (app.launch)
 FOLDER_PREFIX = "s2s-session-"
 _FOLDER = re.compile(re.escape(FOLDER_PREFIX) + r"(\d+)-")
 clock = time.monotonic  # tests replace it
