@@ -1,0 +1,43 @@
+"""Print the README's results table from the bundled checkpoints' metrics.json (written by `s2s evaluate
+--update-card`) and the omission counts in bench/results/models/ (written by bench/omissions.py).
+
+    .venv/bin/python bench/results_table.py
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k"]
+TESTS = ["everyday", "tatoeba-test", "test_2016_flickr"]
+
+
+def main() -> None:
+    print("| model | test set | greedy BLEU / chrF | beam 5 BLEU / chrF | beam settings |")
+    print("|---|---|---|---|---|")
+    for name in ORDER:
+        folder = ROOT / "checkpoints" / name
+        if not (folder / "metrics.json").is_file():
+            continue
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        settings = f"α = {config['length_penalty']:g}, β = {config.get('coverage_penalty', 0):g}"
+        for test in TESTS:
+            greedy, beam = metrics.get(f"{test}/greedy"), metrics.get(f"{test}/beam 5")
+            if not (greedy or beam):
+                continue
+            cell = (lambda m: f"{m['bleu']:.1f} / {m['chrf']:.1f}" if m else "–")
+            print(f"| {name} | {test} ({(greedy or beam)['sentences']:,}) | {cell(greedy)} | {cell(beam)} | {settings} |")
+    print()
+    for name in ORDER:
+        path = ROOT / "bench" / "results" / "models" / f"omissions-{name}.json"
+        if path.is_file():
+            counts = json.loads(path.read_text(encoding="utf-8"))
+            parts = [f"{key.split('=')[1]}: {v['omitted']} of {v['checked']}" for key, v in counts.items()]
+            print(f"- {name}: omitted source content words on the everyday set by coverage penalty β — "
+                  + "; ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
