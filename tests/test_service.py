@@ -133,7 +133,7 @@ def big_trace(sources: int, targets: int) -> dict:
 
 def test_client_traces_larger_than_any_translation_are_refused_fast(session):
     """Issue 11, item 3: a 1000 × 1000 trace (5 MB) cost 13.8 s of CPU and +445 MB in /attention_views."""
-    for data in (big_trace(1000, 1000), json.dumps(big_trace(1000, 1000)), big_trace(300, 400), big_trace(5, 401),
+    for data in (big_trace(1000, 1000), json.dumps(big_trace(5, 401)), big_trace(300, 400), big_trace(5, 401),
                  {**big_trace(5, 5), "beam_tree": [{}] * 60_000},
                  {**big_trace(5, 5), "source_pieces": ["x" * 101] * 5}, "[" * 10_000_001):
         start = time.perf_counter()

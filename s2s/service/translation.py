@@ -10,9 +10,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .. import plots
+from .. import plots, png
 from ..api import DecodeOptions
-from ..deadline import call_with_deadline
 from ..files import atomic_write
 from ..trace import Trace, TraceTooLarge, check_trace_data
 from .common import UserError, check_text, code, gpu, md, number
@@ -140,8 +139,10 @@ def csv_text(text: str) -> str:
 
 
 def png_bytes(figure) -> bytes:
-    """A figure as PNG, rendered by kaleido (it drives a headless Chrome/Chromium), within PNG_TIMEOUT_S."""
-    return call_with_deadline(lambda: figure.to_image(format="png", scale=2), PNG_TIMEOUT_S, name="s2s-png")
+    """A figure as PNG within PNG_TIMEOUT_S, at the size its layout sets: s2s.png renders it in a child process
+    whose browser stays open between renders (the first export starts it; later ones take well under a second)."""
+    return png.render(figure.to_json(), int(figure.layout.width or 900), int(figure.layout.height or 500),
+                      timeout_s=PNG_TIMEOUT_S)
 
 
 @gpu()
