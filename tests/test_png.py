@@ -53,9 +53,9 @@ def test_a_render_that_takes_too_long_is_killed_with_everything_it_started(tmp_p
     pids = tmp_path / "pids"
     monkeypatch.setattr(png, "COMMAND", [sys.executable, "-c", HANGS, str(pids)])
     start = time.monotonic()
-    with pytest.raises(DeadlineExceeded, match="no PNG within 3 s; the renderer was stopped"):
-        png.render('{"data": []}', 100, 100, timeout_s=3)
-    assert time.monotonic() - start < 6
+    with pytest.raises(DeadlineExceeded, match="no PNG within 5 s; the renderer was stopped"):
+        png.render('{"data": []}', 100, 100, timeout_s=5)
+    assert time.monotonic() - start < 10
     renderer, helper = map(int, pids.read_text().split())
     assert gone(renderer) and gone(helper)
     monkeypatch.setattr(png, "COMMAND", [sys.executable, "-c", ANSWERS])  # the next render starts afresh
