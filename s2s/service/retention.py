@@ -63,9 +63,10 @@ def track(session: Any) -> None:
 
 
 def _forget(key: int) -> None:
-    with _LOCK:
-        _SESSIONS.pop(key, None)
-        folder = _FOLDERS.pop(key, None)
+    """The session object is gone (a weakref callback: it may run in any thread, during any allocation, so it
+    takes no lock; a dict's pop is atomic)."""
+    _SESSIONS.pop(key, None)
+    folder = _FOLDERS.pop(key, None)
     if folder is not None:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -144,7 +145,7 @@ def _expire(now: float) -> None:
 
 
 def _live() -> list:
-    return [s for s in (ref() for ref in list(_SESSIONS.values())) if s is not None]
+    return [s for s in (ref() for ref in _SESSIONS.copy().values()) if s is not None]  # copy: see _forget
 
 
 def _bytes(own: Any) -> int:
