@@ -118,7 +118,9 @@ def _token(token: str | None) -> str | None:
 
 
 def _label(repo_id: str, revision: str | None) -> str:
-    return repo_id if revision is None else f"{repo_id}@{revision}"
+    """user/repo[@revision] for messages, cut to 100 characters (both come from the user)."""
+    label = repo_id if revision is None else f"{repo_id}@{revision}"
+    return label if len(label) <= 100 else label[:99] + "…"
 
 
 def _as_hub_error(err: Exception, label: str, token: str | None, action: str = "load") -> Exception:

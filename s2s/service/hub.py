@@ -30,10 +30,10 @@ def load_from_hub(spec: str, revision: str | None = None, session: Session | Non
         try:
             translator = load(repo_id, revision=revision, device="auto", local=False)  # never a server folder
         except ValueError as err:  # HubError / CheckpointError: a clear message already
-            raise UserError(f"Could not load {name}: {err}") from None
+            raise UserError(f"Could not load {name[:100]}: {err}") from None
         except Exception as err:
             log.exception("Hub load of %s failed", name)
-            raise UserError(f"Could not load {name} ({type(err).__name__}: {err}).") from None
+            raise UserError(f"Could not load {name[:100]} ({type(err).__name__}: {str(err)[:200]}).") from None
         translator.name = name
         folder = getattr(translator, "folder", None)
         session.add_model(name, OwnModel(translator, "loaded from the Hub in this browser session", folder))
