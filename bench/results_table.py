@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k"]
+ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-fr-tatoeba"]
 TESTS = ["everyday", "tatoeba-test", "test_2016_flickr"]
 
 
@@ -22,7 +22,7 @@ def main() -> None:
             continue
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        settings = f"α = {config['length_penalty']:g}, β = {config.get('coverage_penalty', 0):g}"
+        settings = f"α = {config.get('length_penalty', 1.0):g}, β = {config.get('coverage_penalty', 0):g}"
         for test in TESTS:
             greedy, beam = metrics.get(f"{test}/greedy"), metrics.get(f"{test}/beam 5")
             if not (greedy or beam):
