@@ -74,6 +74,7 @@ def test_the_model_cap_counts_weights_too(monkeypatch):
 def test_a_session_unused_for_the_time_to_live_loses_its_models_and_folder(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(retention, "clock", lambda: now[0])
+    monkeypatch.setattr(retention, "_last_expiry", -float("inf"))  # earlier tests swept by the real clock
     idle, busy = service.Session(), service.Session()
     idle.add_model("mine", service.OwnModel(service.get_translator(MODEL), "a test"))
     folder = idle.files()
