@@ -3,14 +3,16 @@
     .venv/bin/python assets/make_screenshots.py [--checkpoints DIR] [--out assets/screenshots]
 
 Runs `python app.py` on a free port with the bundled models (checkpoints/, or --checkpoints), drives
-Debian's Chromium with Playwright (translate, step by step with a forced word, the beam tree, a short
-fine-tuning run, the model card) and writes PNGs. Before the bundled models exist, it falls back to a
-copy of the in-progress runs/en-de-multi30k/model (copied to a temp folder; runs/ is never touched).
+Debian's Chromium with Playwright (translate an example of the default model, step by step with a forced
+word, the beam tree, a short fine-tuning run, the model card, and the Translate tab at phone size, 390×844)
+and writes PNGs. Before the bundled models exist, it falls back to a copy of the in-progress
+runs/en-de-multi30k/model (copied to a temp folder; runs/ is never touched).
 """
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import os
 import shutil
 import signal
@@ -27,8 +29,8 @@ CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
 MULTI30K_VAL = ROOT.parent / "shared" / "data" / "multi30k"
-TRANSLATE_SENTENCE = "Two young dogs are playing in the snow."
-STEP_SENTENCE = "A little girl in a pink dress is climbing the stairs."
+EXAMPLE = 0  # the first example of the default model is translated (clicking it translates it)
+PHONE = dict(width=390, height=844)
 
 
 def model_folder(requested: str | None, scratch: Path) -> Path:
@@ -36,7 +38,7 @@ def model_folder(requested: str | None, scratch: Path) -> Path:
     if requested:
         return Path(requested)
     bundled = ROOT / "checkpoints"
-    if (bundled / "en-de-multi30k" / "config.json").is_file():
+    if any((bundled / name / "config.json").is_file() for name in ("en-de", "en-de-multi30k")):
         return bundled
     in_progress = ROOT / "runs" / "en-de-multi30k" / "model"
     if not (in_progress / "config.json").is_file():
@@ -93,11 +95,8 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
     shots = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        page = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US",
-                                   device_scale_factor=1).new_page()
-        page.set_default_timeout(120_000)
-        page.goto(url)
-        page.locator("#source textarea").wait_for()
+        page = open_page(browser, url, dict(width=1280, height=900))
+        default = page.locator("#model-picker input").input_value()  # the model the app opened on
 
         def shot(name: str, element: str | None = None) -> None:
             path = out / name
@@ -106,16 +105,11 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
              page.screenshot(path=str(path), full_page=True))
             shots.append(path)
 
-        # Translate
-        page.locator("#source textarea").fill(TRANSLATE_SENTENCE)
-        page.locator("#translate-btn").click()
-        page.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 3")
+        translate_example(page)
         shot("translate.png")
 
-        # Step by step: three steps, then force the second candidate
+        # Step by step: it starts from the Translate tab's sentence; three steps, then force the second candidate
         page.get_by_role("tab", name="Step by step").click()
-        page.locator("#step-source textarea").fill(STEP_SENTENCE)
-        page.locator("#step-start").click()
         status = page.locator("#step-status")
         status.get_by_text("Step 0").wait_for()
         for step in (1, 2, 3):
@@ -139,14 +133,55 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         page.locator("#ft-pairs textarea").evaluate("el => el.scrollTop = 0")
         shot("fine_tune.png")
 
-        # Model card of the bundled model
+        # Model card of the bundled model the app opened on
         page.get_by_role("tab", name="Model").click()
         page.locator("#model-picker input").click()
-        page.get_by_role("option").first.click()
+        page.get_by_role("option", name=default, exact=True).click()
         page.locator("#model-card h1").first.wait_for()
         shot("model.png")
+        shots.append(phone_screenshot(browser, url, out / "phone.png"))
         browser.close()
     return shots
+
+
+def open_page(browser, url: str, viewport: dict):
+    page = browser.new_context(viewport=viewport, locale="en-US", device_scale_factor=1).new_page()
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    page.locator("#source textarea").wait_for()
+    page.locator("#translate-examples button, #translate-examples .gallery-item").first.wait_for()
+    page.wait_for_function("document.querySelector('#model-picker input').value !== ''")
+    return page
+
+
+def translate_example(page) -> None:
+    """Click an example of the model the app opened on: it is translated at once."""
+    page.locator("#translate-examples button, #translate-examples .gallery-item").nth(EXAMPLE).click()
+    page.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 3")
+    page.wait_for_function("document.querySelector('#translation textarea').value !== ''")
+
+
+def phone_screenshot(browser, url: str, path: Path) -> Path:
+    """Two phone screens side by side: the text and its translation, then the heatmap."""
+    from PIL import Image
+
+    page = open_page(browser, url, PHONE)
+    translate_example(page)
+    page.wait_for_timeout(800)
+    screens = []
+    for element in ("#model-picker", "#heatmap"):
+        page.locator(element).scroll_into_view_if_needed()
+        page.evaluate(f"window.scrollTo(0, document.querySelector('{element}').getBoundingClientRect().top "
+                      "+ window.scrollY - 8)")
+        page.wait_for_timeout(500)
+        screens.append(Image.open(io.BytesIO(page.screenshot())))
+    page.context.close()
+    gap = 16
+    joined = Image.new("RGB", (2 * PHONE["width"] + gap, PHONE["height"]), "white")
+    for i, screen in enumerate(screens):
+        joined.paste(screen, (i * (PHONE["width"] + gap), 0))
+    joined.save(path)
+    return path
 
 
 def main() -> int:

@@ -113,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     notes = ["The same global batches in every run (the recipe's seed and batch_tokens), split over the processes; "
              "the losses differ only by each rank's dropout masks and the order of floating-point sums."]
     if float(load) > 0.5:
-        notes.append(f"The machine was busy (load average {load} on {os.cpu_count()} cores): other processes "
-                     "had the cores, so the speed-up is a lower bound.")
+        notes.append(f"The machine was busy (load average {load} on {os.cpu_count()} cores): each process got "
+                     "a share of the cores, so the speed-up shows DDP overlapping work, not how it scales on "
+                     "an idle machine.")
     result = dict(date=datetime.now().strftime("%Y-%m-%d %H:%M"), commit=git_commit(), machine=machine_info(),
                   load_average=load, config=args.config, updates=args.updates, device=args.device,
                   batch_tokens=raw["train"].get("batch_tokens"), threads=raw["train"].get("threads", 0),

@@ -179,7 +179,8 @@ class Translator:
         return Trace(source=text, source_pieces=self.source_tokenizer.pieces(src_ids), target_pieces=pieces(best.ids),
                      translation=decode(best.ids), attention=best.alpha.tolist(),
                      step_logprobs=[float(x) for x in best.step_logprobs], top_k=top, logprob=best.logprob,
-                     method=method, nbest=nbest, beam_tree=tree, notice=notice)
+                     method=method, nbest=nbest, beam_tree=tree, notice=notice, source_lang=self.config.src_lang,
+                     target_lang=self.config.tgt_lang)
 
     # ------------------------------------------------------------------ step by step
     # Every step-by-step action needs one decode: the greedy continuation of the prefix chosen so far.
@@ -243,7 +244,8 @@ class Translator:
         return Trace(source=full.source, source_pieces=full.source_pieces,
                      target_pieces=self.target_tokenizer.pieces(ids), translation=self.target_tokenizer.decode(ids),
                      attention=full.attention[:n], step_logprobs=full.step_logprobs[:n], top_k=full.top_k[:n],
-                     logprob=float(sum(full.step_logprobs[:n])), method="step", notice=full.notice)
+                     logprob=float(sum(full.step_logprobs[:n])), method="step", notice=full.notice,
+                     source_lang=full.source_lang, target_lang=full.target_lang)
 
     def _target_limit(self, text: str) -> int:
         src_len = len(self.encode_source(text)[0])

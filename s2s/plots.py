@@ -17,28 +17,39 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from dataclasses import dataclass
 from typing import Sequence
 
 import plotly.graph_objects as go
 
-from .tokenizer import SPECIAL_PIECES, WORD_START
+from .tokenizer import SPECIAL_PIECES, WORD_START, readable_text
 from .trace import BeamNode, Candidate, Trace
+from .words import is_content_word
 
-# Coverage flags (documented in the app): total attention a source word received over all target steps.
-OMISSION_BELOW = 0.3  # the model barely looked at the word: it may have been left out
+# Coverage flags (documented in the app): total attention a source *content* word received over all target
+# pieces. 0.5 was chosen on scripts/omissions (forced decoding of translations with a word left out): it finds
+# about a third of the omissions there; attention alone cannot see more (see the README).
+OMISSION_BELOW = 0.5  # the model barely looked at the word: it may have been left out
 REPETITION_ABOVE = 1.8  # the word was attended far more than once: it may have been translated twice
 _SPECIAL = frozenset(SPECIAL_PIECES.values())  # never merged into words, never flagged by coverage
 
-COLORS = dict(normal="#4c78a8", omission="#e45756", repetition="#f58518", special="#bab0ac",
+COLORS = dict(normal="#4c78a8", omission="#e45756", repetition="#f58518", special="#bab0ac", minor="#9ecae9",
               kept="#4c78a8", pruned="#c7c7c7", finished="#54a24b", best="#e45756", train="#4c78a8",
               heldout="#f58518", forced="#e45756")
 FONT = dict(family="Inter, 'DejaVu Sans', Arial, sans-serif", size=13)
 # A small template instead of "plotly_white": every figure carries its template, and the app sends figures as JSON.
+# Transparent backgrounds and grey lines let a figure sit on the app's light or dark theme (style.css turns the
+# text light in dark mode); exports set white.
+TRANSPARENT = "rgba(0,0,0,0)"
 TEMPLATE = go.layout.Template(layout=dict(
-    paper_bgcolor="white", plot_bgcolor="white", hoverlabel=dict(align="left"),
-    xaxis=dict(gridcolor="#ececec", linecolor="#cccccc", zerolinecolor="#cccccc", automargin=True),
-    yaxis=dict(gridcolor="#ececec", linecolor="#cccccc", zerolinecolor="#cccccc", automargin=True)))
+    paper_bgcolor=TRANSPARENT, plot_bgcolor=TRANSPARENT, hoverlabel=dict(align="left"),
+    xaxis=dict(gridcolor="rgba(128,128,128,0.2)", linecolor="rgba(128,128,128,0.5)",
+               zerolinecolor="rgba(128,128,128,0.5)", automargin=True),
+    yaxis=dict(gridcolor="rgba(128,128,128,0.2)", linecolor="rgba(128,128,128,0.5)",
+               zerolinecolor="rgba(128,128,128,0.5)", automargin=True)))
+# α from 0 (transparent: the page shows through, light or dark) to 1 (full blue)
+ALPHA_COLORS = [[0.0, "rgba(33,102,172,0)"], [0.5, "rgba(33,102,172,0.6)"], [1.0, "rgba(33,102,172,1)"]]
 
 
 def label(piece: str) -> str:
@@ -48,10 +59,12 @@ def label(piece: str) -> str:
 
 def _figure(traces: Sequence[dict], title: str, height: int, **layout) -> go.Figure:
     """A whole figure in one constructor call: each fig.update_* / add_* call re-validates the figure and
-    costs milliseconds, which adds up to most of a translation's time in the app."""
+    costs milliseconds, which adds up to most of a translation's time in the app. The title reserves its own
+    room (automargin), so axis labels at the top never run into it, however narrow the screen."""
     return go.Figure(data=list(traces), layout=dict(
-        title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
-        margin=dict(l=10, r=10, t=48, b=10), font=FONT, template=TEMPLATE, **layout))
+        title=dict(text=title, x=0.01, xanchor="left", y=1, yref="container", yanchor="top", automargin=True,
+                   pad=dict(t=8, b=8), font=dict(size=15)), height=height,
+        margin=dict(l=10, r=10, t=10, b=10), font=FONT, template=TEMPLATE, **layout))
 
 
 def empty_figure(message: str, height: int = 260) -> go.Figure:
@@ -139,9 +152,9 @@ def attention_figure(trace: Trace, merge_words: bool = False, title: str | None 
     heatmap = dict(
         type="heatmap", z=view.matrix, x=list(range(len(view.source_labels))),
         y=list(range(len(view.target_labels))), text=hover, hovertemplate="%{text}<br>α = %{z:.3f}<extra></extra>",
-        zmin=0.0, zmax=1.0, colorscale="Blues", colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1)
-    rows, cols = len(view.target_labels), len(view.source_labels)
-    xaxis = _positional_axis(view.source_labels, side="top", tickangle=-45 if cols > 12 else 0,
+        zmin=0.0, zmax=1.0, colorscale=ALPHA_COLORS, colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1)
+    rows = len(view.target_labels)
+    xaxis = _positional_axis(view.source_labels, side="top", tickangle=_tick_angle(view.source_labels),
                              title=dict(text=f"source {unit}"))
     yaxis = {**_positional_axis(view.target_labels, title=dict(text=f"target {unit}")),
              "range": [rows - 0.5, -0.5]}  # reversed: the first target piece at the top
@@ -150,78 +163,136 @@ def attention_figure(trace: Trace, merge_words: bool = False, title: str | None 
                    xaxis=xaxis, yaxis=yaxis)
 
 
+def export_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
+    """The heatmap for a file (PNG): on white, titled with the sentence and its translation (wrapped), and
+    sized by the number of pieces so that no label runs into another."""
+    view = attention_view(trace, merge_words)
+    width = int(min(2400, max(700, 240 + 34 * len(view.source_labels))))
+    wrap = max(40, width // 9)  # characters per title line at 15 px
+    lines = [f"<b>{name}:</b> " + "<br>".join(label(part) for part in textwrap.wrap(text, wrap) or [""])
+             for name, text in (("Source", trace.source), ("Translation", readable_text(trace.target_pieces)))]
+    figure = attention_figure(trace, merge_words, title="<br>".join(lines))
+    figure.update_layout(width=width, height=figure.layout.height + 22 * "<br>".join(lines).count("<br>") + 120,
+                         paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#333"),
+                         margin=dict(l=20, r=20, t=20, b=20))
+    return figure
+
+
 # ---------------------------------------------------------------------- coverage
 @dataclass
 class CoverageItem:
-    word: str
-    total: float  # Σₜ αₜᵢ over the target rows as drawn
-    flag: str  # normal | omission | repetition | special
+    word: str  # a source piece, or a word when merged
+    total: float  # Σₜ αₜᵢ over every target piece (the coverage penalty's quantity); a word: over its pieces
+    flag: str  # normal | omission | repetition | minor (function word, punctuation) | special (</s>)
 
 
 def coverage(trace: Trace, merge_words: bool = False) -> list[CoverageItem]:
-    """Total attention each source piece (or word) received: the column sums of the heatmap as drawn.
+    """Total attention each source piece (or word) received, Σₜ αₜᵢ over every target piece.
 
-    Flags: < OMISSION_BELOW -> "omission" (possibly left untranslated); > REPETITION_ABOVE -> "repetition"
-    (possibly translated twice). Special pieces such as `</s>` are never flagged: the model parks
-    attention there by design.
+    Flags are about words: a content word whose pieces together got less than OMISSION_BELOW may have been
+    left out ("omission"), more than REPETITION_ABOVE translated twice ("repetition"); each piece of a word
+    carries its word's flag. Function words and punctuation (s2s.words) are "minor" and special pieces such
+    as `</s>` "special": never flagged (a translation drops articles all the time; the model parks attention
+    on `</s>`).
     """
-    view = attention_view(trace, merge_words)
-    items = []
-    for w, word in enumerate(view.source_labels):
-        total = float(sum(row[w] for row in view.matrix))
-        if word in _SPECIAL:
+    alpha = trace.attention
+    column = [float(sum(row[i] for row in alpha)) for i in range(len(trace.source_pieces))]
+    items: list[CoverageItem] = []
+    for group in _coverage_groups(trace.source_pieces):
+        pieces = [trace.source_pieces[i] for i in group]
+        total = sum(column[i] for i in group)
+        word = _word_text(pieces)
+        if pieces[0] in _SPECIAL:
             flag = "special"
-        elif total < OMISSION_BELOW:
-            flag = "omission"
-        elif total > REPETITION_ABOVE:
-            flag = "repetition"
+        elif not is_content_word(word, trace.source_lang):
+            flag = "minor"
         else:
-            flag = "normal"
-        items.append(CoverageItem(word, total, flag))
+            flag = "omission" if total < OMISSION_BELOW else "repetition" if total > REPETITION_ABOVE else "normal"
+        if merge_words:
+            items.append(CoverageItem(word, total, flag))
+        else:
+            items += [CoverageItem(piece, column[i], flag) for piece, i in zip(pieces, group)]
     return items
 
 
-COVERAGE_NAMES = dict(normal="attended about once", omission=f"< {OMISSION_BELOW}: possible omission",
-                      repetition=f"> {REPETITION_ABOVE}: possible repetition", special="end of sentence / special")
+def _coverage_groups(pieces: Sequence[str]) -> list[list[int]]:
+    """word_groups, with the punctuation a word ends with (`stairs` + `.`) as a group of its own: the full stop's
+    attention must not count for the word."""
+    groups = []
+    for group in word_groups(pieces):
+        cut = len(group)
+        while cut > 1 and not any(ch.isalnum() for ch in pieces[group[cut - 1]]):
+            cut -= 1
+        groups += [group[:cut]] + ([group[cut:]] if cut < len(group) else [])
+    return groups
+
+
+COVERAGE_NAMES = dict(normal="content word", omission=f"omission? (< {OMISSION_BELOW})",
+                      repetition=f"repetition? (> {REPETITION_ABOVE})", minor="function word, punctuation",
+                      special="</s>")
 
 
 def coverage_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
-    """Bar per source piece/word: Σₜ αₜᵢ, coloured by flag, with the two thresholds drawn."""
+    """Bar per source piece/word: Σₜ αₜᵢ, coloured by flag, with the two thresholds drawn. The scale follows
+    the words: `</s>` (often several times more) is cut at the top, with its value written on it."""
     items = coverage(trace, merge_words)
     if not items or not trace.attention:
         return empty_figure("Coverage appears after a translation.", height=220)
     labels = [item.word for item in items]
+    top = max([REPETITION_ABOVE + 0.4] + [item.total * 1.25 for item in items if item.flag != "special"])
     bars = []
-    for flag in ("normal", "omission", "repetition", "special"):
+    for flag in ("normal", "omission", "repetition", "minor", "special"):
         positions = [i for i, item in enumerate(items) if item.flag == flag]
         if not positions:
             continue
-        bars.append(dict(type="bar", x=positions, y=[items[i].total for i in positions], name=COVERAGE_NAMES[flag], width=0.8,
-                    marker_color=COLORS[flag], text=[f"{items[i].total:.2f}" for i in positions],
-                    textposition="outside", customdata=[label(labels[i]) for i in positions],
-                    hovertemplate="%{customdata}<br>Σₜ αₜᵢ = %{y:.3f}<extra></extra>"))
-    top = max(REPETITION_ABOVE + 0.4, max(item.total for item in items) * 1.2)
+        bars.append(dict(
+            type="bar", x=positions, y=[min(items[i].total, top * 0.92) for i in positions], width=0.8,
+            name=label(COVERAGE_NAMES[flag]), marker_color=COLORS[flag],
+            text=[f"{items[i].total:.1f}" for i in positions], textposition="outside", cliponaxis=False,
+            customdata=[[label(labels[i]), items[i].total] for i in positions],
+            hovertemplate="%{customdata[0]}<br>Σₜ αₜᵢ = %{customdata[1]:.3f}<extra></extra>"))
     # threshold lines as plain layout shapes (fig.add_hline re-lays out the figure: ~20 ms each)
     thresholds = [dict(type="line", xref="paper", x0=0, x1=1, yref="y", y0=value, y1=value,
                        line=dict(dash="dot", color="#888", width=1)) for value in (OMISSION_BELOW, REPETITION_ABOVE)]
-    return _figure(bars, "Coverage: attention each source " + ("word" if merge_words else "piece") + " received",
-                   320, barmode="overlay", legend=dict(orientation="h", y=-0.25, x=0), shapes=thresholds,
-                   xaxis=_positional_axis(labels, tickangle=-45 if len(labels) > 12 else 0),
-                   yaxis=dict(range=[0, top], title=dict(text="total attention")))
+    return _figure(bars, "Coverage: Σₜ αₜᵢ of each source " + ("word" if merge_words else "piece"),
+                   340, barmode="overlay", legend=dict(orientation="h", x=0, y=1, yanchor="bottom"),
+                   shapes=thresholds, uniformtext=dict(minsize=9, mode="hide"),
+                   xaxis=_positional_axis(labels, tickangle=_tick_angle(labels)),
+                   yaxis=dict(range=[0, top], title=dict(text="Σₜ αₜᵢ")))
+
+
+def _tick_angle(labels: Sequence[str]) -> int:
+    """Upright labels when few and short, else slanted (a phone shows ~8 upright short labels)."""
+    return 0 if len(labels) <= 6 and sum(len(t) for t in labels) <= 36 else -60
 
 
 # ---------------------------------------------------------------------- one decoding step
+def percent(p: float) -> str:
+    """A probability for people: 41.2%, 0.35%, <0.01% (never a bare 0.0%)."""
+    return f"{p:.1%}" if p >= 0.01 else f"{p:.2%}" if p >= 0.0001 else "<0.01%"
+
+
+def piece_name(piece: str) -> str:
+    """A candidate piece as a person reads it: a bare ▁ is a space (the word it starts comes in the next
+    pieces), a byte piece such as <0xC3> part of a character the vocabulary spells byte by byte."""
+    if piece == WORD_START:
+        return "▁ (space: a new word starts)"
+    if _is_byte_piece(piece):
+        return f"{piece} (byte)"
+    return piece
+
+
 def candidates_figure(candidates: Sequence[Candidate], chosen_id: int | None = None,
                       title: str = "Next piece: top candidates") -> go.Figure:
     """Horizontal bars of the k most likely next pieces (most likely on top)."""
     if not candidates:
         return empty_figure("Decoding finished: no more candidates.", height=260)
-    labels = [c.piece for c in candidates]
+    labels = [piece_name(c.piece) for c in candidates]
     colors = [COLORS["forced"] if chosen_id is not None and c.id == chosen_id else COLORS["kept"]
               for c in candidates]
     bars = dict(
         type="bar", x=[c.prob for c in candidates], y=list(range(len(candidates))), orientation="h",
-        marker=dict(color=colors), text=[f"{c.prob:.1%}" for c in candidates], textposition="outside",
+        marker=dict(color=colors), text=[percent(c.prob) for c in candidates], textposition="outside",
         customdata=[[label(c.piece), c.id] for c in candidates],
         hovertemplate="%{customdata[0]} (id %{customdata[1]})<br>p = %{x:.4f}<extra></extra>")
     return _figure([bars], title, 80 + 36 * len(candidates),
@@ -238,7 +309,7 @@ def source_attention_figure(source_pieces: Sequence[str], alpha: Sequence[float]
                 customdata=[label(p) for p in source_pieces],
                 hovertemplate="%{customdata}<br>α = %{y:.3f}<extra></extra>")
     return _figure([bars], title, 300,
-                   xaxis=_positional_axis(source_pieces, tickangle=-45 if len(source_pieces) > 12 else 0),
+                   xaxis=_positional_axis(source_pieces, tickangle=_tick_angle(source_pieces)),
                    yaxis=dict(range=[0, 1.05], title=dict(text="α")))
 
 

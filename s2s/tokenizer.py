@@ -71,3 +71,39 @@ class Tokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         return self.sp.decode([int(i) for i in ids if int(i) not in SPECIAL_PIECES])
+
+
+def readable_text(pieces: Iterable[str]) -> str:
+    """Pieces as text a person can read: like `Tokenizer.decode`, but byte-fallback pieces that do not make a
+    printable character (a broken UTF-8 sequence, a control character: sampling can draw them) are shown
+    as ⟨0xNN⟩ instead of � or an invisible character."""
+    out: list[str] = []
+    pending = bytearray()
+    for piece in list(pieces) + [""]:  # "" flushes the last bytes
+        if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+            pending.append(int(piece[3:5], 16))
+            continue
+        out.append(_readable_bytes(bytes(pending)))
+        pending.clear()
+        if piece not in SPECIAL_PIECES.values():
+            out.append(piece)
+    return "".join(out).replace(WORD_START, " ").strip()
+
+
+def _readable_bytes(data: bytes) -> str:
+    """UTF-8 bytes as text, each byte that does not start a printable character shown as ⟨0xNN⟩."""
+    out, i = [], 0
+    while i < len(data):
+        for size in (1, 2, 3, 4):
+            try:
+                char = data[i:i + size].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if char.isprintable() or char in " \u00a0":
+                out.append(char)
+                i += size
+                break
+        else:
+            out.append(f"⟨0x{data[i]:02X}⟩")
+            i += 1
+    return "".join(out)

@@ -58,19 +58,31 @@ def test_build_demo_names_every_event_and_sets_queue_limits(app_module):
 
 
 def test_translate_round_trip(client):
-    translation, nbest, heatmap, coverage, notes, tree, trace = client.predict(
+    translation, nbest, heatmap, coverage, notes, tree, trace, sentence, message = client.predict(
         MODEL, SENTENCE, "beam", 3, 1.0, 2, 1.0, 0, 1.0, 1, False, api_name="/translate")
-    assert translation and translation == trace["translation"]
+    assert translation and translation == trace["translation"] and message == ""
     assert trace["source_pieces"][-1] == "</s>" and trace["beam_tree"]
     assert len(nbest["data"]) == 2
     assert heatmap["type"] == "plotly"
     ticks = json.loads(heatmap["plot"])["layout"]["xaxis"]["ticktext"]
     assert ticks[-1] == "&lt;/s&gt;" and len(ticks) == len(trace["source_pieces"])  # escaped, one per piece
     from gradio_client.exceptions import AppError
-    with pytest.raises(AppError, match="Type a sentence first"):
+    with pytest.raises(AppError, match="Type a sentence first"):  # API clients still get errors as errors
         client.predict(MODEL, "", "greedy", 5, 1.0, 1, 1.0, 0, 1.0, 1, False, api_name="/translate")
-    with pytest.raises(AppError, match="N-best must be between"):
-        client.predict(MODEL, SENTENCE, "beam", 2, 1.0, 5, 1.0, 0, 1.0, 1, False, api_name="/translate")
+    # issue 10, item 2: n-best above the beam width is cut to it, with a note, instead of failing
+    *_, trace, sentence, message = client.predict(MODEL, SENTENCE, "beam", 2, 1.0, 5, 1.0, 0, 1.0, 1, False,
+                                                  api_name="/translate")
+    assert len(trace["nbest"]) == 2 and "at most the beam width" in message
+
+
+def test_a_paragraph_is_translated_sentence_by_sentence(client):
+    """Issue 10, item 8: each sentence its own trace; the picker chooses whose views are shown."""
+    translation, nbest, heatmap, coverage, notes, tree, trace, sentence, message = client.predict(
+        MODEL, f"{SENTENCE} A dog runs. Two men talk.", "greedy", 5, 1.0, 1, 1.0, 0, 1.0, 1, False,
+        api_name="/translate")
+    assert trace["source"] == SENTENCE and len(translation.split(". ")) >= 2
+    views = client.predict(2, False, api_name="/sentence_views")
+    assert views[-2]["source"] == "Two men talk."
 
 
 def test_step_round_trip(client):
@@ -92,7 +104,7 @@ def test_fine_tune_round_trip_adds_model_to_this_session_only(client, server, pa
         MODEL, text, [], 1, 1e-3, api_name="/fine_tune")
     assert "New model" in status and "base" in bleu
     name = picker["value"]
-    assert name == f"{MODEL}-ft1" and [name, name] in picker["choices"]
+    assert name == f"{MODEL}-ft1" and [f"English → German · fine-tuned ({name})", name] in picker["choices"]
     assert zipfile.is_zipfile(archive)
     translation = client.predict(name, SENTENCE, "greedy", 5, 1.0, 1, 1.0, 0, 1.0, 1, False,
                                  api_name="/translate")[0]
@@ -152,10 +164,10 @@ MALFORMED = [  # issue 11, item 8: each of these was answered {"error": null}, o
     ("translate", GOOD[:3] + [[5]] + GOOD[4:], "Beam width must be a finite number between 1 and 64, not [5]"),
     ("translate", GOOD[:9] + ["x", False], "Seed (empty: random) must be a finite number, not 'x'"),
     ("translate", GOOD[:10] + ["yes"], "Merge subword pieces into words must be true or false, not 'yes'"),
-    ("translate", [MODEL, {"text": 1}] + GOOD[2:], "Source sentence must be text"),
+    ("translate", [MODEL, {"text": 1}] + GOOD[2:], "Source text must be text"),
     ("translate", ["nope"] + GOOD[1:], "Model must be one of ['html-en-de', 'tiny-en-de'], not 'nope'"),
     ("translate", GOOD[:2] + ["bogus"] + GOOD[3:], "Decoding must be one of"),
-    ("translate", GOOD[:2], "/translate takes 11 inputs (Model, Source sentence, Decoding, Beam width"),
+    ("translate", GOOD[:2], "/translate takes 11 inputs (Model, Source text, Decoding, Beam width"),
     ("fine_tune", [MODEL, "a\tb\nc\td", [], "x", 1e-3], "Epochs must be a finite number between 1 and 20"),
     ("fine_tune", [MODEL, "a\tb\nc\td", "pairs.tsv", 1, 1e-3], "upload each file first"),
     ("fine_tune", [MODEL, "a\tb\nc\td", [], 1, float("nan")], "must be a finite number"),

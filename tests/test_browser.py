@@ -2,11 +2,14 @@
 
 The app is conftest.app_server (`python app.py` as a user runs it), shared with test_app. Its first model,
 html-en-de, has vocabularies that hold the literal piece `<b>x</b>` (a SentencePiece user-defined symbol), so
-the heatmap's tick labels must show `<b>x</b>` and `</s>` as text, not as HTML. Screenshots go to
-tests/artifacts/ (gitignored).
+the heatmap's tick labels must show `<b>x</b>` and `</s>` as text, not as HTML. The tests named `test_issue10_*`
+each check one item of issue 10 ("the app as a first-time visitor meets it"), at 1400×900, at phone size
+(390×844) and in dark mode. Screenshots go to tests/artifacts/ (gitignored).
 """
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -19,8 +22,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MODEL = APP_MODELS[0]
 SENTENCE = f"A {HTML_PIECE} dog."
+PLAIN = "A woman sits at a dark bar."
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                 "--disable-component-update", "--no-first-run", "--disable-default-apps", "--disable-extensions"]
+DESKTOP, PHONE = dict(width=1400, height=900), dict(width=390, height=844)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium")
 pytest.importorskip("playwright.sync_api", reason="needs Playwright (pip install -e '.[test]')")
@@ -37,19 +42,40 @@ def server(app_server) -> str:
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     from playwright.sync_api import sync_playwright
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
-        context.set_default_timeout(60_000)
-        tab = context.new_page()
-        tab.goto(server)
-        tab.locator("#source textarea").wait_for()
-        yield tab
-        context.close()
-        browser.close()
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def open_app(browser, server: str, viewport: dict = DESKTOP, query: str = ""):
+    """A new browser tab (its own gradio session) on the app, once the model summary has loaded."""
+    context = browser.new_context(viewport=viewport, locale="en-US")
+    context.set_default_timeout(90_000)
+    tab = context.new_page()
+    tab.goto(server + query)
+    tab.locator("#source textarea").wait_for()
+    tab.locator("#model-summary").get_by_text("English → German").wait_for()
+    return tab
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    """One tab for the tests of the original walk-through (translate, step, fine-tune, model card)."""
+    tab = open_app(browser, server)
+    yield tab
+    tab.context.close()
+
+
+@pytest.fixture
+def fresh(browser, server):
+    """A tab of its own for one test."""
+    tab = open_app(browser, server)
+    yield tab
+    tab.context.close()
 
 
 def tick_texts(page, plot: str, axis: str) -> list[str]:
@@ -61,11 +87,41 @@ def wait_for_ticks(page, plot: str, axis: str, count: int) -> None:
         "([sel, n]) => document.querySelectorAll(sel).length === n", arg=[f"{plot} g.{axis}tick text", count])
 
 
+def translate(page, text: str) -> None:
+    """Type `text`, press Translate, wait until the translation box holds its result."""
+    page.locator("#source textarea").fill(text)
+    old = page.locator("#translation textarea").input_value()
+    page.locator("#translate-btn").click()
+    page.wait_for_function("old => { const t = document.querySelector('#translation textarea').value; "
+                           "return t && t !== old; }", arg=old)
+
+
+def no_error_badges(page) -> bool:
+    """No component is covered by gradio's red "Error" badge."""
+    return page.locator("[data-testid='status-tracker'] span.error").count() == 0
+
+
+def boxes_overlap(a: dict, b: dict) -> bool:
+    return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+
+
+def labels_clear(page, selector: str) -> bool:
+    """Tick labels do not run into each other: upright ones have disjoint boxes; slanted ones (rotate in their
+    transform) stand at least one line of text apart."""
+    labels = page.locator(selector).all()
+    boxes = [label.bounding_box() for label in labels]
+    if not any("rotate" in (label.get_attribute("transform") or "") for label in labels):
+        return not any(boxes_overlap(a, b) for a, b in zip(boxes, boxes[1:]))
+    centres = sorted(box["x"] + box["width"] / 2 for box in boxes)
+    return all(b - a >= 13 for a, b in zip(centres, centres[1:]))
+
+
+# ---------------------------------------------------------------------- the walk-through
 def test_translate_shows_literal_token_labels(page, checkpoint):
     expected = Translator.load(checkpoint, device="cpu").translate(SENTENCE)
     assert HTML_PIECE in expected.source_pieces and expected.source_pieces[-1] == "</s>"
-    page.locator("#source textarea").fill(SENTENCE)
-    page.locator("#translate-btn").click()
+    translate(page, SENTENCE)
     wait_for_ticks(page, "#heatmap", "x", len(expected.source_pieces))
     assert tick_texts(page, "#heatmap", "x") == expected.source_pieces  # every piece, literally, none skipped
     wait_for_ticks(page, "#heatmap", "y", len(expected.target_pieces))
@@ -79,14 +135,8 @@ def test_translate_shows_literal_token_labels(page, checkpoint):
     wait_for_ticks(page, "#heatmap", "x", len(words.source_labels))
     assert tick_texts(page, "#heatmap", "x") == words.source_labels and HTML_PIECE in words.source_labels
     assert tick_texts(page, "#heatmap", "y") == words.target_labels
+    page.get_by_label("Merge subword pieces into words").uncheck()
     page.screenshot(path=str(ARTIFACTS / "translate_words.png"), full_page=True)
-
-
-def test_clicking_an_example_fills_the_source(page):
-    example = page.locator("#translate-examples button, #translate-examples .gallery-item").first
-    text = example.inner_text().strip()
-    example.click()
-    page.wait_for_function("t => document.querySelector('#source textarea').value === t", arg=text)
 
 
 def test_step_by_step_forcing_changes_the_continuation(page):
@@ -103,6 +153,7 @@ def test_step_by_step_forcing_changes_the_continuation(page):
     assert page.locator("#step-continuation textarea").input_value() == greedy
     choices = page.locator("#step-pick label")
     assert choices.count() >= 2
+    assert not any(re.search(r"\b0\.0%", text) for text in choices.all_text_contents())  # issue 10, item 9
     choices.nth(1).click()  # the second most likely piece
     status.get_by_text("forced by you").wait_for()
     status.get_by_text("Step 3").wait_for()
@@ -112,28 +163,252 @@ def test_step_by_step_forcing_changes_the_continuation(page):
     page.screenshot(path=str(ARTIFACTS / "step.png"), full_page=True)
 
 
-def test_fine_tune_adds_model_to_picker(page):
+def test_model_tab_shows_the_card(page):
+    page.get_by_role("tab", name="Model").click()
+    page.locator("#model-card").get_by_text("LSTM encoder").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "model.png"), full_page=True)
+
+
+# ---------------------------------------------------------------------- issue 9: the model picker
+def test_issue9_picker_names_direction_and_domain_and_examples_translate_at_once(fresh):
+    picker = fresh.locator("#model-picker input")
+    assert picker.input_value() == f"English → German · {MODEL}"  # the default: en-de when bundled, else the first
+    assert "trained on" in fresh.locator("#model-summary").inner_text() or "bundled" in \
+        fresh.locator("#model-summary").inner_text()
+    picker.click()
+    options = fresh.get_by_role("option")
+    options.first.wait_for()
+    assert [o.replace("✓", "").strip() for o in options.all_text_contents()] == \
+        [f"English → German · {name}" for name in APP_MODELS]
+    fresh.keyboard.press("Escape")
+    example = fresh.locator("#translate-examples button, #translate-examples .gallery-item").first
+    text = example.inner_text().strip()
+    example.click()  # issue 10, item 8 too: an example is translated at once
+    fresh.wait_for_function("t => document.querySelector('#source textarea').value === t", arg=text)
+    fresh.wait_for_function("document.querySelector('#translation textarea').value !== ''")
+    fresh.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 1")
+
+
+# ---------------------------------------------------------------------- issue 10, one test per item
+def test_issue10_item1_errors_stay_next_to_their_control_and_never_block_the_picker(fresh):
+    fresh.get_by_role("tab", name="Model").click()
+    fresh.locator("#hub-repo textarea, #hub-repo input").first.fill("someuser/s2s-en-de")
+    fresh.locator("#hub-load").click()
+    message = fresh.locator("#hub-message")
+    message.get_by_text("Could not load someuser/s2s-en-de").wait_for()
+    fresh.get_by_role("tab", name="Fine-tune").click()
+    fresh.locator("#ft-pairs textarea").fill("")
+    fresh.locator("#ft-start").click()
+    status = fresh.locator("#ft-status")
+    status.get_by_text("No sentence pairs").wait_for()
+    time.sleep(1)
+    assert no_error_badges(fresh)  # the picker (an output of both events) is not covered
+    assert "⚠️" in status.inner_text() and "Could not load" in message.inner_text()  # still there
+    fresh.locator("#model-picker input").click(timeout=5_000)  # nothing intercepts the click
+    fresh.get_by_role("option", name=f"English → German · {APP_MODELS[1]}").click(timeout=5_000)
+    fresh.wait_for_function(f"document.querySelector('#model-picker input').value.endsWith('{APP_MODELS[1]}')")
+    fresh.locator("#model-summary").get_by_text(APP_MODELS[1]).wait_for()
+    fresh.screenshot(path=str(ARTIFACTS / "error_messages.png"), full_page=True)
+
+
+def test_issue10_item2_nbest_follows_the_beam_width(fresh):
+    fresh.get_by_label("beam", exact=True).check()
+    width = fresh.locator("#beam-width input[type='number']")
+    width.fill("2")
+    width.press("Enter")
+    fresh.wait_for_function("Number(document.querySelector('#nbest input[type=number]').value) <= 2")
+    assert fresh.locator("#nbest input[type='range']").get_attribute("max") == "2"
+    translate(fresh, PLAIN)
+    fresh.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 1")
+    assert fresh.locator("table tbody tr").count() <= 2 and no_error_badges(fresh)
+
+
+def test_issue10_item3_fine_tune_input_tab_key_bad_lines_and_separators(page):
     page.get_by_role("tab", name="Fine-tune").click()
-    pairs = "\n".join(f"{s}\t{t}" for s, t in toy_pairs()[20:40])
-    page.locator("#ft-pairs textarea").fill(pairs)
+    box = page.locator("#ft-pairs textarea")
+    box.fill("")
+    box.click()
+    page.keyboard.type("a")
+    page.keyboard.press("Tab")  # types a tab: the box keeps the focus
+    page.keyboard.type("b")
+    assert box.input_value() == "a\tb" and box.evaluate("el => document.activeElement === el")
+    page.keyboard.press("Escape")
+    page.keyboard.press("Tab")  # Esc, then Tab: leaves the box
+    assert not box.evaluate("el => document.activeElement === el")
+    pairs = toy_pairs()[20:40]
+    lines = [f"{s}\t{t}" for s, t in pairs[:16]] + ["this line has no separator"]
+    lines += [f"{s} ||| {t}" for s, t in pairs[16:18]] + [f'"{s}","{t}"' for s, t in pairs[18:]]
+    lines += ["a\tb\t<b>x</b>"]  # a third column that is not a mark: shown literally, not as HTML
+    box.fill("\n".join(lines))
     epochs = page.locator("#ft-epochs input[type='number']")
     epochs.fill("1")
     epochs.press("Tab")
     page.locator("#ft-start").click()
-    page.locator("#ft-status").get_by_text("New model").wait_for(timeout=180_000)
+    status = page.locator("#ft-status")
+    status.get_by_text("New model").wait_for(timeout=240_000)
+    text = status.inner_text()
+    assert "20 pairs from the text box (skipped 2 lines" in text and "line 17: no separator" in text
+    assert "line 22: third column '<b>x</b>' is not 'test' or 'train'" in text  # the tag shown as text
     assert page.locator("#ft-loss g.scatterlayer g.trace").count() >= 1  # the loss chart
-    page.wait_for_function(f"document.querySelector('#model-picker input').value === '{MODEL}-ft1'")
+    label = f"English → German · fine-tuned ({MODEL}-ft1)"
+    page.wait_for_function(f"document.querySelector('#model-picker input').value === '{label}'")
     page.locator("#model-picker input").click()
     options = page.get_by_role("option")
     options.first.wait_for()
     names = [text.replace("✓", "").strip() for text in options.all_text_contents()]  # ✓ marks the selected one
-    assert names == [*APP_MODELS, f"{MODEL}-ft1"]
+    assert names == [*(f"English → German · {name}" for name in APP_MODELS), label]
     page.keyboard.press("Escape")
     page.locator(".s2s-header").first.click()  # close the option list before the screenshot
     page.screenshot(path=str(ARTIFACTS / "fine_tune.png"), full_page=True)
 
 
-def test_model_tab_shows_the_card(page):
-    page.get_by_role("tab", name="Model").click()
-    page.locator("#model-card").get_by_text("LSTM encoder").first.wait_for()
-    page.screenshot(path=str(ARTIFACTS / "model.png"), full_page=True)
+def test_issue10_item4_switching_model_re_runs_what_belonged_to_the_old_one(fresh, app_checkpoints):
+    translate(fresh, PLAIN)
+    fresh.get_by_role("tab", name="Step by step").click()  # starts from the Translate tab's sentence (item 8)
+    fresh.locator("#step-status").get_by_text("Step 0").wait_for()
+    fresh.locator("#step-next").click()
+    fresh.locator("#step-status").get_by_text("Step 1").wait_for()
+    fresh.locator("#model-picker input").click()
+    fresh.get_by_role("option", name=f"English → German · {APP_MODELS[1]}").click()
+    fresh.locator("#step-status").get_by_text("started again from step 0 with the new model").wait_for()
+    fresh.get_by_role("tab", name="Translate").click()
+    fresh.locator("#translate-message").get_by_text("Translated again with the model now selected").wait_for()
+    expected = Translator.load(app_checkpoints / APP_MODELS[1], device="cpu").translate(PLAIN)
+    assert fresh.locator("#translation textarea").input_value() == expected.translation
+
+
+def test_issue10_item5_coverage_flags_content_words_and_keeps_eos_out_of_the_scale(fresh):
+    translate(fresh, PLAIN)
+    notes = fresh.locator("#coverage-notes")
+    notes.get_by_text("Function words and punctuation are not flagged").wait_for()
+    flagged = re.search(r"Possible omissions \(content words[^)]*\): (.*?)\.\s", notes.inner_text()).group(1)
+    assert not re.search(r"\b(A|at|a)\b", flagged)  # never a function word
+    fresh.locator("#coverage text.legendtext").first.wait_for()
+    names = fresh.locator("#coverage text.legendtext").all_text_contents()
+    assert "function word, punctuation" in names
+    eos_label = fresh.locator("#coverage text.bartext").all_text_contents()[-1]
+    top = max(float(t) for t in fresh.locator("#coverage g.ytick text").all_text_contents())
+    assert float(eos_label) <= 2 or top < float(eos_label)  # a large </s> is cut, not the scale of the rest
+
+
+def test_issue10_item6_export_at_once_then_the_png(fresh, server):
+    translate(fresh, PLAIN)
+    fresh.get_by_text("Export: CSV, JSON, HTML, PNG").click()
+    log_size = server.log.stat().st_size
+    files = fresh.locator("#export-files")
+    for round_ in range(2):
+        old = None
+        if round_:  # another sentence: gradio names a file by its content, so the new files get new links
+            fresh.locator("#export-message").get_by_text("Exported attention.png").wait_for()
+            old = files.locator("a[href*='attention.png']").get_attribute("href")
+            translate(fresh, "Two men talk.")
+        fresh.locator("#export-btn").click()
+        start = time.monotonic()
+        fresh.wait_for_function("old => Array.from(document.querySelectorAll('#export-files a'))"
+                                ".some(a => a.href.includes('attention.html')) && !Array.from("
+                                "document.querySelectorAll('#export-files a')).some(a => a.href === old)", arg=old)
+        fast = time.monotonic() - start
+        fresh.wait_for_function("old => Array.from(document.querySelectorAll('#export-files a'))"
+                                ".some(a => a.href.includes('attention.png') && a.href !== old)", arg=old)
+        png = time.monotonic() - start
+        assert fast < 5, fast  # CSV, JSON and HTML do not wait for the browser
+    assert png < 15, png  # the second PNG: the renderer's browser was already open (0.5 s on an idle machine)
+    hrefs = [a.get_attribute("href") for a in files.locator("a").all()]
+    assert all(any(name in h for h in hrefs) for name in ("attention.csv", "trace.json", "attention.html",
+                                                          "attention.png"))
+    time.sleep(0.5)
+    with server.log.open(encoding="utf-8") as log:
+        log.seek(log_size)
+        assert not re.search("kaleido|choreographer", log.read())  # not ~40 INFO lines per export
+
+
+def test_issue10_item7_phone(browser, server):
+    tab = open_app(browser, server, PHONE)
+    try:
+        for name in ("Translate", "Step by step", "Fine-tune", "Model"):
+            assert tab.get_by_role("tab", name=name).is_visible()  # no tab hides behind "…"
+        picker = tab.locator("#model-picker").bounding_box()
+        summary = tab.locator("#model-summary").bounding_box()
+        assert summary["y"] >= picker["y"] + picker["height"] - 1 and summary["width"] > 300  # stacked, full width
+        translate(tab, PLAIN + " It is late.")
+        tab.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 5")
+        tab.wait_for_timeout(500)
+        for plot in ("#heatmap", "#coverage"):
+            assert labels_clear(tab, f"{plot} g.xtick text"), plot
+            ticks = [t.bounding_box() for t in tab.locator(f"{plot} g.xtick text").all()]
+            title = tab.locator(f"{plot} text.gtitle").bounding_box()
+            assert not any(boxes_overlap(title, t) for t in ticks), plot  # the title is clear of the labels
+            axis_title = tab.locator(f"{plot} text.xtitle")
+            assert not axis_title.count() or not boxes_overlap(title, axis_title.bounding_box()), plot
+        tab.screenshot(path=str(ARTIFACTS / "phone_translate.png"), full_page=True)
+        for name, ready in (("Step by step", "#step-status"), ("Fine-tune", "#ft-start"), ("Model", "#model-card")):
+            tab.get_by_role("tab", name=name).click()
+            tab.locator(ready).wait_for()
+            assert tab.locator(ready).bounding_box()["width"] <= PHONE["width"]
+            tab.screenshot(path=str(ARTIFACTS / f"phone_{name.split()[0].lower()}.png"), full_page=True)
+    finally:
+        tab.context.close()
+
+
+def test_issue10_item8_enter_clear_step_from_translate_and_paragraphs(fresh):
+    source = fresh.locator("#source textarea")
+    assert "Enter translates" in source.get_attribute("placeholder")
+    source.fill(PLAIN)
+    source.press("Enter")  # Enter translates
+    fresh.wait_for_function("document.querySelector('#translation textarea').value !== ''")
+    assert source.input_value() == PLAIN
+    source.press("End")
+    source.press("Shift+Enter")  # Shift+Enter: a new line
+    fresh.keyboard.type("A dog runs. Two men talk.")
+    assert source.input_value() == PLAIN + "\nA dog runs. Two men talk."
+    fresh.locator("#translate-btn").click()
+    picker = fresh.locator("#sentence-picker")
+    picker.wait_for()
+    picker.locator("input").click()
+    options = fresh.get_by_role("option")
+    options.first.wait_for()
+    assert len(options.all_text_contents()) == 3
+    fresh.get_by_role("option", name="3. Two men talk.").click()
+    fresh.wait_for_function("Array.from(document.querySelectorAll('#heatmap g.xtick text')).map(t => t.textContent)"
+                            ".join('').includes('men')")
+    assert len(fresh.locator("#translation textarea").input_value().splitlines()) == 2  # lines kept
+    fresh.get_by_role("tab", name="Step by step").click()  # it starts from the sentence the heatmap shows
+    fresh.locator("#step-status").get_by_text("Step 0").wait_for()
+    assert fresh.locator("#step-source textarea").input_value() == "Two men talk."
+    fresh.get_by_role("tab", name="Translate").click()
+    fresh.locator("#clear-btn").click()
+    fresh.wait_for_function("document.querySelector('#source textarea').value === '' && "
+                            "document.querySelector('#translation textarea').value === ''")
+
+
+def test_issue10_item9_texts_say_what_the_code_does(fresh):
+    fresh.get_by_label("beam", exact=True).check()
+    body = fresh.locator("body")
+    body.get_by_text("GNMT: score = log p ÷ ((5 + |Y|)/6)^α").wait_for()
+    assert "greedy and sampling give one translation" in body.inner_text()
+    fresh.get_by_label("sample", exact=True).check()
+    temperature = fresh.locator("#temperature input[type='number']")
+    temperature.fill("10")
+    temperature.press("Enter")
+    translate(fresh, PLAIN)  # at T = 10 nearly every piece is a byte piece
+    text = fresh.locator("#translation textarea").input_value()
+    assert "\ufffd" not in text and not any(ord(ch) < 32 for ch in text)  # shown as ⟨0xNN⟩, never � or raw
+
+
+def test_issue10_item10_dark_mode_plots_follow_the_theme(browser, server):
+    tab = open_app(browser, server, DESKTOP, "?__theme=dark")
+    try:
+        assert tab.evaluate("document.body.classList.contains('dark') || "
+                            "!!document.querySelector('.dark')")
+        translate(tab, PLAIN)
+        tab.wait_for_function("document.querySelectorAll('#heatmap g.xtick text').length > 1")
+        for selector in ("#heatmap rect.bg", "#heatmap svg.main-svg"):  # plot area and paper: see-through
+            style = tab.locator(selector).first.evaluate(
+                "el => [getComputedStyle(el).fill, getComputedStyle(el).fillOpacity, el.style.background]")
+            assert style[1] == "0" or "rgba(0, 0, 0, 0)" in style, (selector, style)
+        fill = tab.locator("#heatmap g.xtick text").first.evaluate("el => getComputedStyle(el).fill")
+        red, green, blue = (int(v) for v in re.findall(r"\d+", fill)[:3])
+        assert red + green + blue > 450, fill  # light text on the dark page
+        tab.screenshot(path=str(ARTIFACTS / "dark.png"), full_page=True)
+    finally:
+        tab.context.close()

@@ -129,3 +129,42 @@ def test_beam_tree_figure_from_a_real_beam_search(tiny_checkpoint):
     assert segments == len(trace.nbest[0].pieces)  # the best path: one edge per target piece
     edges = next(d for d in fig.data if d.mode == "lines" and d.name != "best hypothesis")
     assert segments + len([x for x in edges.x if x is None]) == len(trace.beam_tree) - 1  # one edge per non-root
+
+
+def test_coverage_flags_only_content_words_and_keeps_end_of_sentence_out_of_the_scale():
+    """Issue 10, item 5: articles and full stops are never flagged, a word's full stop does not count for it,
+    and a large </s> is cut at the top instead of squashing every other bar."""
+    pieces = ["▁The", "▁man", "▁reads", "▁the", "▁news", "pa", "per", ".", "</s>"]
+    attention = [[0.02, 0.9, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02],
+                 [0.02, 0.01, 0.9, 0.01, 0.01, 0.01, 0.01, 0.01, 0.02],
+                 [0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.01, 0.6, 0.33],
+                 [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]] + [[0.0] * 8 + [1.0]] * 5
+    trace = toy_trace(source_pieces=pieces, target_pieces=["▁Der", "▁Mann", "▁liest", "."] + ["</s>"] * 5,
+                      attention=attention, source_lang="en")
+    words = {item.word: item.flag for item in plots.coverage(trace, merge_words=True)}
+    assert words == {"The": "minor", "man": "normal", "reads": "normal", "the": "minor", "newspaper": "omission",
+                     ".": "minor", "</s>": "special"}
+    pieces_flags = [item.flag for item in plots.coverage(trace)]
+    assert pieces_flags[4:7] == ["omission"] * 3  # each piece of the word carries its flag
+    figure = plots.coverage_figure(trace)
+    eos = next(bar for bar in figure.data if bar.name == plots.label("</s>"))
+    assert eos.text[0] == "6.4" and figure.layout.yaxis.range[1] < 6.4  # cut, with its value written on it
+    assert {bar.name for bar in figure.data} >= {"function word, punctuation", "omission? (&lt; 0.5)"}
+
+
+def test_step_labels_explain_bare_word_starts_bytes_and_tiny_probabilities():
+    assert plots.piece_name("▁") == "▁ (space: a new word starts)"
+    assert plots.piece_name("<0xC3>") == "<0xC3> (byte)" and plots.piece_name("▁Hund") == "▁Hund"
+    assert [plots.percent(p) for p in (0.412, 0.0035, 0.00002)] == ["41.2%", "0.35%", "<0.01%"]
+
+
+def test_export_figure_carries_the_sentence_and_its_translation_on_white():
+    figure = plots.export_figure(toy_trace())
+    assert "Source:" in figure.layout.title.text and "a a &lt;b&gt;x&lt;/b&gt; cat" in figure.layout.title.text
+    assert "Translation:" in figure.layout.title.text and figure.layout.paper_bgcolor == "white"
+    assert figure.layout.width >= 700 and figure.layout.height > plots.attention_figure(toy_trace()).layout.height
+
+
+def test_app_figures_are_see_through_for_light_and_dark_themes():
+    layout = plots.attention_figure(toy_trace()).layout
+    assert layout.template.layout.paper_bgcolor == plots.TRANSPARENT == layout.template.layout.plot_bgcolor

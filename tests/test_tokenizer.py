@@ -33,3 +33,10 @@ def test_save_and_load_give_the_same_model(tokenizer, tmp_path):
     text = "A dog runs through the grass."
     assert again.encode(text) == tokenizer.encode(text)
     assert again.pieces(again.encode(text)) == tokenizer.pieces(tokenizer.encode(text))
+
+
+def test_readable_text_shows_broken_bytes_and_control_characters_as_codes():
+    """Issue 10, item 9: sampling can draw byte pieces that make no printable character."""
+    from s2s.tokenizer import readable_text
+    assert readable_text(["▁Ein", "▁caf", "<0xC3>", "<0xA9>", "</s>"]) == "Ein café"
+    assert readable_text(["▁Ein", "<0x07>", "<0xE2>", "▁Hund"]) == "Ein⟨0x07⟩⟨0xE2⟩ Hund"

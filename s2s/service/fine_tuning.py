@@ -6,6 +6,7 @@ model), `_run` (train in a worker, stream its progress), `_finish` (measure, sav
 """
 from __future__ import annotations
 
+import csv
 import logging
 import math
 import queue
@@ -20,14 +21,14 @@ from .. import plots
 from ..api import Translator
 from ..card import model_card
 from ..checkpoint import save_checkpoint
-from ..data import DataError, PairRow, align_lines, clean_pairs, decode_text, group_references, parse_pairs, \
-    token_batches
+from ..data import HELD_OUT_MARKS, TRAIN_MARKS, DataError, PairRow, align_lines, clean_pairs, decode_text, \
+    group_references, parse_pairs, token_batches
 from ..evaluate import corpus_bleu
 from ..files import zip_folder
 from ..train import Progress, TrainState, encode_pairs, validation_loss
 from ..train import fine_tune as train_a_copy
 from .common import UserError, gpu, md, number
-from .models import OwnModel, Session, get_translator, model_choices
+from .models import OwnModel, Session, get_translator, model_choices, model_menu
 
 log = logging.getLogger("s2s.service")
 
@@ -45,29 +46,75 @@ Pair = tuple[str, str]
 # ---------------------------------------------------------------------- the pairs
 def read_training_pairs(text: str | None, files: Sequence[Any] | None = None) -> tuple[list[PairRow], str]:
     """Pairs from the text box and/or uploaded files (one TSV/CSV, or two line-aligned text files), and
-    where they came from, in words. A third column 'test' holds a pair out."""
+    where they came from, in words, with the numbers of the lines that were skipped. A third column 'test'
+    holds a pair out. A bad line is skipped and reported; the good ones are kept."""
     rows: list[PairRow] = []
     origins: list[str] = []
     try:
         if text and text.strip():
             if len(text.encode("utf-8")) > MAX_FILE_BYTES:
                 raise UserError(f"The pasted text is over {MAX_FILE_BYTES // 1_000_000} MB; upload a file instead.")
-            rows += parse_pairs(text, "Text box", marks=True)
-            origins.append(f"{len(rows)} pairs from the text box")
+            pasted, bad = parse_lines(text)
+            rows += pasted
+            origins.append(f"{len(pasted)} pairs from the text box" + _skipped(bad))
         paths = [_file_path(f) for f in (files or [])]
         if len(paths) > 2:
             raise UserError("Upload one TSV/CSV file, or two line-aligned text files (source, target).")
         texts = [_read_upload(p) for p in paths]
-        file_rows = (parse_pairs(texts[0], paths[0].name, marks=True) if len(paths) == 1 else
-                     align_lines(texts[0], texts[1], paths[0].name, paths[1].name) if paths else [])
+        bad = {}
+        if len(paths) == 1:
+            try:
+                file_rows = parse_pairs(texts[0], paths[0].name, marks=True)
+            except DataError:  # a bad line: keep the good ones, line by line
+                file_rows, bad = parse_lines(texts[0])
+        else:
+            file_rows = align_lines(texts[0], texts[1], paths[0].name, paths[1].name) if paths else []
     except DataError as err:
         raise UserError(f"{err}.") from None
     if paths:
         rows += file_rows
-        origins.append(f"{len(file_rows)} pairs from {' + '.join(p.name for p in paths)}")
+        origins.append(f"{len(file_rows)} pairs from {' + '.join(p.name for p in paths)}" + _skipped(bad))
     if not rows:
-        raise UserError("No sentence pairs: paste lines of source<TAB>target, or upload a TSV/CSV file.")
+        raise UserError("No sentence pairs: paste one pair per line, the source and its translation separated by a "
+                        "Tab, ' ||| ' or a comma, or upload a TSV/CSV file. " + ", ".join(origins))
     return rows, ", ".join(origins)
+
+
+def parse_lines(text: str) -> tuple[list[PairRow], dict[int, str]]:
+    """Pasted pairs, one per line: source and target separated by a Tab, ' ||| ' or a comma (CSV quoting
+    allowed), an optional third column 'test' or 'train'. Returns the pairs and {line number: why} for the
+    lines that are not pairs; blank lines and a 'source,target' header are skipped silently."""
+    rows, bad = [], {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        if "\t" in line:
+            cols = line.split("\t")
+        elif "|||" in line:
+            cols = [col.strip() for col in line.split("|||")]
+        else:
+            cols = next(csv.reader([line]), [])
+        if [c.strip().lower() for c in cols[:2]] in (["source", "target"], ["src", "tgt"]) and not rows:
+            continue
+        mark = cols[2].strip().lower() if len(cols) == 3 else ""
+        if len(cols) not in (2, 3):
+            bad[number] = "no separator" if len(cols) < 2 else f"{len(cols)} columns"
+        elif not cols[0].strip() or not cols[1].strip():
+            bad[number] = "an empty side"
+        elif mark not in HELD_OUT_MARKS | TRAIN_MARKS:
+            bad[number] = f"third column {mark[:20]!r} is not 'test' or 'train'"
+        else:
+            rows.append(PairRow(cols[0], cols[1], number, mark in HELD_OUT_MARKS))
+    return rows, bad
+
+
+def _skipped(bad: dict[int, str]) -> str:
+    """' (skipped line 3: no separator; line 7: 4 columns)' for at most 10 lines, '' for none."""
+    if not bad:
+        return ""
+    shown = "; ".join(f"line {n}: {why}" for n, why in list(bad.items())[:10])
+    more = f"; and {len(bad) - 10} more" if len(bad) > 10 else ""
+    return f" (skipped {len(bad)} line{'s' * (len(bad) != 1)}: {shown}{more})"
 
 
 def _read_upload(path: Path) -> str:
@@ -120,11 +167,12 @@ def split_pairs(rows: Sequence[PairRow], seed: int = 0) -> tuple[list[Pair], lis
     return train, heldout, note
 
 
-def validate_fine_tune(rows: Sequence[PairRow], epochs: Any, lr: Any) -> tuple[int, float]:
+def validate_fine_tune(rows: Sequence[PairRow], epochs: Any, lr: Any, origin: str = "") -> tuple[int, float]:
     if len(rows) > MAX_PAIRS:
         raise UserError(f"{len(rows):,} pairs; the limit is {MAX_PAIRS:,} per fine-tuning run.")
     if len(rows) < 2:
-        raise UserError("At least 2 pairs are needed: one or more to train on and one held out to measure the change.")
+        raise UserError("At least 2 pairs are needed: one or more to train on and one held out to measure the "
+                        "change." + (f" Read {origin}." if origin else ""))
     return number(epochs, "Epochs", int, 1, MAX_EPOCHS), number(lr, "Learning rate", float, MIN_LR, MAX_LR)
 
 
@@ -179,9 +227,10 @@ def fine_tune(base_model: str, pairs_text: str | None = None, files: Sequence[An
     """Fine-tune a copy of `base_model` on the user's pairs; yield progress dicts, the last one with the model.
 
     Every dict has "progress" (0..1), "status" (markdown) and "loss" (figure); the second adds the held-out
-    "table" with the base model's translations; the last adds "table" (before/after), "bleu", "choices",
-    "selected", "zip" and "session". Cancelling (the `cancel` Event) stops after the current batch and adds
-    no model. Errors in the input raise UserError before training starts.
+    "table" with the base model's translations; the last adds "table" (before/after), "bleu", "choices"
+    (names), "menu" (the model picker's (label, name) choices), "selected", "zip" and "session". Cancelling
+    (the `cancel` Event) stops after the current batch and adds no model. Errors in the input raise UserError
+    before training starts.
     """
     session = session if session is not None else Session()
     cancel = cancel if isinstance(cancel, threading.Event) else threading.Event()
@@ -199,7 +248,7 @@ def _prepare(base_model: str, pairs_text: str | None, files: Sequence[Any] | Non
     """Read, check and split the pairs; plan the updates. Every input error is raised here."""
     session.check_room()
     rows, origin = read_training_pairs(pairs_text, files)
-    epochs, lr = validate_fine_tune(rows, epochs, lr)
+    epochs, lr = validate_fine_tune(rows, epochs, lr, origin)
     base = get_translator(base_model, session)
     train, heldout, note = split_pairs(rows)
     if not train or not heldout:
@@ -295,8 +344,9 @@ def _finish(job: _Job, outcome: dict, session: Session, cancel: threading.Event)
     held = len(job.sources)
     return job.update(
         1.0, f"Done in {train_state.elapsed_s:.1f} s ({train_state.step} updates). New model: {name} — it is now "
-             "in the model list of this browser session only; download it below.",
-        table=job.table(after), choices=model_choices(session), selected=name, zip=str(archive), session=session,
+             f"in the model list of this browser session only; download it below. {job.intro}",
+        table=job.table(after), choices=model_choices(session), menu=model_menu(session), selected=name,
+        zip=str(archive), session=session,
         bleu=(f"Held-out BLEU ({held} sentence{'s' * (held != 1)}): base **{job.bleu_before:.1f}** → "
               f"fine-tuned **{bleu_after:.1f}**"))
 

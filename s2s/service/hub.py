@@ -10,13 +10,14 @@ import logging
 
 from ..repo_id import HubError, parse_repo_id, parse_revision
 from .common import UserError, md
-from .models import OwnModel, Session, describe, model_choices, model_folder
+from .models import OwnModel, Session, describe, model_choices, model_folder, model_menu
 
 log = logging.getLogger("s2s.service")
 
 
 def load_from_hub(spec: str, revision: str | None = None, session: Session | None = None) -> dict:
-    """Download and load a model from the Hub into this session: {"choices", "selected", "message", "session"}."""
+    """Download and load a model from the Hub into this session: {"choices" (names), "menu" (the picker's
+    (label, name) choices), "selected", "message", "session"}."""
     session = session if session is not None else Session()
     repo_id = _repo_id(spec)
     try:
@@ -37,7 +38,7 @@ def load_from_hub(spec: str, revision: str | None = None, session: Session | Non
         translator.name = name
         folder = getattr(translator, "folder", None)
         session.add_model(name, OwnModel(translator, "loaded from the Hub in this browser session", folder))
-    return dict(choices=model_choices(session), selected=name, session=session,
+    return dict(choices=model_choices(session), menu=model_menu(session), selected=name, session=session,
                 message=f"Loaded **{md(name)}**: {md(describe(session.models[name].translator))}. "
                         "It is in the model list of this browser session.")
 

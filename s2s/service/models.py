@@ -30,6 +30,11 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES_FILE = ROOT / "assets" / "examples.json"
 MAX_SESSION_MODELS = 5  # fine-tuned or Hub models one browser session may hold (server memory)
 LANGUAGES = dict(en="English", de="German", fr="French", cs="Czech", es="Spanish", it="Italian")
+DEFAULT_MODEL = "en-de"  # the app opens on it when it is bundled
+# what a bundled model was trained on (training.json's recipe corpus), as the model picker names it
+DOMAINS = dict(mixed="everyday", multi30k="captions", tatoeba="Tatoeba")
+TRAINED_ON = dict(mixed="everyday sentences (Tatoeba) and image captions (Multi30k)",
+                  multi30k="image captions only (Multi30k)", tatoeba="everyday sentences (Tatoeba)")
 
 _CACHE: dict[str, Translator] = {}
 _CACHE_LOCK = threading.Lock()
@@ -57,6 +62,7 @@ class Session:
     fine_tunes: int = 0  # numbers the fine-tuned models: base-ft1, base-ft2, ...
     folder: Path | None = None
     removed: dict[str, str] = field(default_factory=dict)  # models the server took back -> why
+    error: str = ""  # the last refused request's message, until the app shows it next to its control
     last_used: float = field(default_factory=retention.clock)
 
     def files(self) -> Path:
@@ -78,6 +84,15 @@ class Session:
     def close(self) -> None:
         """Release the session's models and delete its files (gr.State calls this when the session ends)."""
         retention.close(self)
+
+
+def error_note(session: Session | None) -> str:
+    """The message of this session's last refused request, as markdown to show next to the control that
+    sent it (then forgotten)."""
+    if session is None or not session.error:
+        return ""
+    message, session.error = session.error, ""
+    return f"⚠️ {md(message)}"
 
 
 def close_session(session: Session | None) -> None:
@@ -102,6 +117,53 @@ def bundled_models() -> list[str]:
     """Names of the models every session can use: local checkpoint folders, then S2S_MODELS repo ids."""
     local = list(_local_models())
     return local + [m for m in models_from_env() if m not in local]
+
+
+def default_model() -> str | None:
+    """The model the app opens on: DEFAULT_MODEL when it is bundled, else the first bundled model."""
+    models = bundled_models()
+    return DEFAULT_MODEL if DEFAULT_MODEL in models else (models[0] if models else None)
+
+
+def model_menu(session: Session | None = None) -> list[tuple[str, str]]:
+    """The model picker's (label, name) choices: bundled models, then this session's own. A label names the
+    direction and what the model knows, e.g. "English → German · everyday"; a repeated label gets the name."""
+    names = model_choices(session)
+    labels = [model_label(name, session) for name in names]
+    return [(label if labels.count(label) == 1 else f"{label} ({name})", name) for label, name in zip(labels, names)]
+
+
+def model_label(name: str, session: Session | None = None) -> str:
+    """"English → German · everyday": direction and domain, read from the checkpoint's files (no loading)."""
+    own = (session or Session()).models.get(name)
+    if own is not None:
+        c = own.translator.config
+        kind = "fine-tuned" if own.archive is not None else "from the Hub"  # only fine-tuning makes a zip
+        return f"{_direction(c.src_lang, c.tgt_lang)} · {kind} ({name})"
+    folder = _local_models().get(name)
+    if folder is None:
+        return f"{name} (Hub)"
+    config, recipe = _read_json(folder / "config.json"), _recipe(folder)
+    domain = DOMAINS.get(str(recipe.get("corpus", "")).lower(), name)
+    return f"{_direction(config.get('src_lang', '?'), config.get('tgt_lang', '?'))} · {domain}"
+
+
+def _direction(src: str, tgt: str) -> str:
+    return f"{LANGUAGES.get(src, src)} → {LANGUAGES.get(tgt, tgt)}"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _recipe(folder: Path | None) -> dict:
+    """The training recipe a checkpoint folder records in training.json ({} when there is none)."""
+    recipe = _read_json(folder / "training.json").get("recipe") if folder is not None else None
+    return recipe if isinstance(recipe, dict) else {}
 
 
 def model_choices(session: Session | None = None) -> list[str]:
@@ -171,20 +233,45 @@ def describe(translator: Translator) -> str:
 
 
 def model_overview(name: str, session: Session | None = None) -> dict:
-    """Model tab and examples: card (markdown, front matter removed), config, one-line summary, examples."""
+    """Model tab and examples: card (markdown, front matter removed), config, a summary line that says what
+    the model was trained on, its own examples and its length penalty."""
     session = session or Session()
     translator = get_translator(name, session)
     own = session.models.get(name)
     bundled = name in _local_models()
-    origin = own.origin if own is not None else "bundled with the app" if bundled else "from the Hub"
-    card = _card_text(model_folder(name, session))
+    folder = model_folder(name, session)
+    card = _card_text(folder)
     if not card:
         repo = name.split("@")[0]
         card = ("_This model has no model card (README.md)._" if bundled or (own and own.folder) else
                 f"_The model card of this model is on the Hub: https://huggingface.co/{md(repo)}_")
-    return dict(name=name, summary=f"**{md(name)}** ({origin}): {describe(translator)}",
-                card=card, config=translator.config.to_dict(),
-                examples=_examples_for(translator), length_penalty=translator.config.length_penalty)
+    c = translator.config
+    parameters = sum(p.numel() for p in translator.model.parameters())
+    shape = (f"{'bi-' if c.bidirectional else ''}{c.rnn.upper()} {c.encoder_hidden_size} → {c.rnn.upper()} "
+             f"{c.hidden_size}, {c.attention} attention, {parameters / 1e6:.1f}M parameters")
+    summary = (f"**{md(model_label(name, session))}** · {md(_trained_on(name, own, folder))} · {shape} · "
+               f"on {translator.device}")
+    return dict(name=name, label=model_label(name, session), summary=summary, card=card, config=c.to_dict(),
+                source_language=LANGUAGES.get(c.src_lang, c.src_lang),
+                examples=_examples_for(name, translator), length_penalty=c.length_penalty)
+
+
+def _trained_on(name: str, own: OwnModel | None, folder: Path | None) -> str:
+    """What the model learnt from, in words: the recipe's description, else its corpus, else where it came from."""
+    recipe = _recipe(folder)
+    if own is not None:
+        tuned = _read_json(folder / "training.json").get("fine_tune", {}) if folder is not None else {}
+        pairs = f" on {tuned['pairs']} of your sentence pairs" if isinstance(tuned, dict) and "pairs" in tuned else ""
+        return own.origin + pairs
+    description = str(recipe.get("description") or "").strip()
+    corpus = str(recipe.get("corpus", "")).lower()
+    pairs = _read_json(folder / "training.json").get("train_pairs") if folder is not None else None
+    count = f", {pairs:,} sentence pairs" if isinstance(pairs, int) and pairs > 0 else ""
+    if description:
+        return f"trained on {description}{count}"
+    if corpus in TRAINED_ON:
+        return f"trained on {TRAINED_ON[corpus]}{count}"
+    return "bundled with the app" if folder is not None else f"{name} from the Hub"
 
 
 def _card_text(folder: Path | None) -> str:
@@ -198,11 +285,15 @@ def _card_text(folder: Path | None) -> str:
         return text
 
 
-def _examples_for(translator: Translator) -> list[str]:
-    """Example sentences for the model's language pair from assets/examples.json."""
+def _examples_for(name: str, translator: Translator) -> list[str]:
+    """Example sentences from assets/examples.json: the model's own (keyed by its name, e.g. en-de-multi30k),
+    else its language pair's, else its source language's, else the default ones."""
     try:
         table = json.loads(EXAMPLES_FILE.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return []
-    pair = f"{translator.config.src_lang}-{translator.config.tgt_lang}"
-    return list(table.get(pair) or table.get(translator.config.src_lang) or table.get("default") or [])
+    c = translator.config
+    for key in (name, f"{c.src_lang}-{c.tgt_lang}", c.src_lang, "default"):
+        if isinstance(table.get(key), list) and table[key]:
+            return [str(example) for example in table[key]]
+    return []

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from .. import plots
 from ..api import Continuation, StepperState, Translator
+from ..tokenizer import readable_text
 from ..trace import TraceLimits
 from .common import UserError, check_text, gpu, md
-from .models import Session, get_translator
+from .models import LANGUAGES, Session, get_translator
 
 
 @gpu()
@@ -19,6 +20,29 @@ def step_start(model: str, text: str, session: Session | None = None) -> dict:
     text = check_text(text)
     translator = get_translator(model, session)
     return _view(translator, model, translator.stepper_start(text))
+
+
+@gpu()
+def step_model_changed(model: str, step_state: dict | None, session: Session | None = None) -> dict | None:
+    """After the model changed: start the Step tab's sentence again with the new model (None when nothing was
+    started); when the new model reads another language, ask for a sentence in it."""
+    if not step_state or not step_state.get("source"):
+        return None
+    translator = get_translator(model, session)
+    old = step_state.get("model")
+    try:
+        was = get_translator(old, session).config.src_lang if old else ""
+    except UserError:  # the old model is gone (taken back by the server)
+        was = ""
+    if was and was != translator.config.src_lang:
+        language = LANGUAGES.get(translator.config.src_lang, translator.config.src_lang)
+        return dict(state=None, status=md(f"The model changed and reads {language} now: type a {language} "
+                                          "sentence and press Start."), prefix=[], continuation="",
+                    choices=[], candidates=plots.empty_figure("", 260), step_attention=plots.empty_figure("", 260),
+                    heatmap=plots.empty_figure("", 320), done=False)
+    view = _view(translator, model, translator.stepper_start(str(step_state["source"])))
+    view["status"] = md("The model changed: started again from step 0 with the new model.") + "  \n" + view["status"]
+    return view
 
 
 @gpu()
@@ -111,8 +135,9 @@ def _view(translator: Translator, name: str, stepper: StepperState, continuation
         state={"model": name, **stepper.to_dict()},
         prefix=[(piece + " ", "forced" if was_forced else None)
                 for piece, was_forced in zip(so_far.target_pieces, stepper.forced)],
-        text=so_far.translation, continuation=so_far.translation if stepper.done else full.translation,
-        choices=[(f"{c.piece}   {c.prob:.1%}", c.piece) for c in candidates],
+        text=readable_text(so_far.target_pieces),
+        continuation=readable_text((so_far if stepper.done else full).target_pieces),
+        choices=[(f"{plots.piece_name(c.piece)}   {plots.percent(c.prob)}", c.piece) for c in candidates],
         candidates=plots.candidates_figure(candidates),
         step_attention=plots.source_attention_figure(so_far.source_pieces, alpha, alpha_title or "Attention"),
         heatmap=heatmap, status=_status(stepper, message, full.notice), done=stepper.done)
