@@ -171,10 +171,17 @@ def export_figure(trace: Trace, merge_words: bool = False) -> go.Figure:
     wrap = max(40, width // 9)  # characters per title line at 15 px
     lines = [f"<b>{name}:</b> " + "<br>".join(label(part) for part in textwrap.wrap(text, wrap) or [""])
              for name, text in (("Source", trace.source), ("Translation", readable_text(trace.target_pieces)))]
-    figure = attention_figure(trace, merge_words, title="<br>".join(lines))
-    figure.update_layout(width=width, height=figure.layout.height + 22 * "<br>".join(lines).count("<br>") + 120,
-                         paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#333"),
-                         margin=dict(l=20, r=20, t=20, b=20))
+    title = "<br>".join(lines)
+    rows = title.count("<br>") + 1
+    figure = attention_figure(trace, merge_words, title=title)
+    # plotly's title automargin misplaces a title of several lines in kaleido: the top margin is sized here
+    # instead, for the title plus the slanted source labels and the axis title under it
+    labels = 0.87 * 8 * max(len(t) for t in view.source_labels) + 50
+    top = int(24 + 22 * rows + labels)
+    height = figure.layout.height + top
+    figure.update_layout(width=width, height=height, paper_bgcolor="white", plot_bgcolor="white",
+                         font=dict(color="#333"), margin=dict(l=20, r=20, t=top, b=20),
+                         title=dict(y=1 - 14 / height, yref="container", yanchor="top", automargin=False))
     return figure
 
 
