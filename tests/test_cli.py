@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from s2s import cli
+from tiny import TOY, tiny_recipe
 
 
 def run(args: list[str], stdin: str | bytes = "") -> SimpleNamespace:
@@ -130,35 +131,12 @@ def test_invalid_utf8_on_stdin_is_replaced_and_reported_like_input_files(tiny_ch
 
 
 # ---------------------------------------------------------------------- training log (issue 11, item 10)
-TINY_RECIPE = """
-name = "tiny"
-[data]
-corpus = "pairs"
-data_path = "{data}"
-n_val = 6
-n_test = 6
-src_vocab_size = 400
-tgt_vocab_size = 400
-[model]
-emb_size = 32
-encoder_hidden_size = 32
-hidden_size = 32
-attentional_size = 32
-dropout = 0.1
-[train]
-batch_tokens = 300
-lr = 0.005
-max_steps = 10
-eval_every = 5
-patience = 0
-threads = 1
-half = false
-seed = 3
-"""
+TINY_RECIPE = tiny_recipe("tiny", {"corpus": "pairs", "data_path": str(TOY), "n_val": 6, "n_test": 6}, dropout=0.1,
+                          lr=0.005, max_steps=10, eval_every=5, seed=3)
 
 
 def test_train_log_is_json_lines_without_nan(tmp_path):
-    (tmp_path / "tiny.toml").write_text(TINY_RECIPE.format(data=Path(__file__).parent / "data" / "toy_en_de.tsv"))
+    (tmp_path / "tiny.toml").write_text(TINY_RECIPE)
     result = run(["train", "--config", str(tmp_path / "tiny.toml"), "--output", str(tmp_path / "m"), "--log",
                   str(tmp_path / "log.jsonl"), "--quiet", "--device", "cpu"])
     assert result.returncode == 0, result.stderr

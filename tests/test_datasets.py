@@ -17,31 +17,10 @@ from s2s.data import read_multi30k, read_tatoeba
 from s2s.download import ChecksumError, DownloadError, fetch
 from s2s.recipe import Recipe, find_data, with_data
 from test_cli import run
-from tiny import toy_pairs
+from tiny import tiny_recipe, toy_pairs
 
-TINY_RECIPE = """
-name = "tiny-m30k"
-[data]
-corpus = "multi30k"
-dataset = "multi30k"
-src_lang = "en"
-tgt_lang = "de"
-src_vocab_size = 400
-tgt_vocab_size = 400
-[model]
-emb_size = 32
-encoder_hidden_size = 32
-hidden_size = 32
-attentional_size = 32
-dropout = 0.0
-[train]
-batch_tokens = 300
-max_steps = 4
-eval_every = 2
-patience = 0
-threads = 1
-half = false
-"""
+TINY_RECIPE = tiny_recipe("tiny-m30k", {"corpus": "multi30k", "dataset": "multi30k", "src_lang": "en", "tgt_lang": "de"},
+                          max_steps=4, eval_every=2)
 
 
 def sha256(data: bytes) -> str:

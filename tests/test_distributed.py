@@ -21,34 +21,11 @@ from s2s.model import Seq2Seq
 from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from s2s.train import encode_pairs
 from test_cli import run
-from tiny import TOY, tiny_config, tiny_tokenizers, toy_pairs
+from tiny import TOY, tiny_config, tiny_recipe, tiny_tokenizers, toy_pairs
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
-RECIPE = f"""
-name = "tiny-ddp"
-[data]
-corpus = "pairs"
-data_path = "{TOY}"
-n_val = 6
-n_test = 6
-src_vocab_size = 400
-tgt_vocab_size = 400
-[model]
-emb_size = 32
-encoder_hidden_size = 32
-hidden_size = 32
-attentional_size = 32
-dropout = 0.0
-[train]
-batch_tokens = 300
-lr = 0.005
-max_steps = 6
-eval_every = 3
-patience = 0
-threads = 1
-half = false
-seed = 3
-"""
+RECIPE = tiny_recipe("tiny-ddp", {"corpus": "pairs", "data_path": str(TOY), "n_val": 6, "n_test": 6},
+                     lr=0.005, max_steps=6, eval_every=3, seed=3)
 
 
 def torchrun_command(audit: Path, args: list[str], nproc: int = 2) -> list[str]:

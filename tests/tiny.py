@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import sentencepiece as spm
@@ -16,6 +17,17 @@ from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from s2s.train import encode_pairs
 
 TOY = Path(__file__).resolve().parent / "data" / "toy_en_de.tsv"
+
+
+def tiny_recipe(name: str, data: dict, dropout: float = 0.0, **train) -> str:
+    """A recipe (TOML text) for a 32-unit model on the CPU: what the CLI, data and torchrun tests train.
+    data: the [data] keys besides the 400-piece vocabularies; train: [train] keys over the test defaults."""
+    data = {"src_vocab_size": 400, "tgt_vocab_size": 400, **data}
+    model = {"emb_size": 32, "encoder_hidden_size": 32, "hidden_size": 32, "attentional_size": 32,
+             "dropout": dropout}
+    train = {"batch_tokens": 300, "patience": 0, "threads": 1, "half": False, **train}
+    table = lambda values: "".join(f"{key} = {json.dumps(value)}\n" for key, value in values.items())  # noqa: E731
+    return f"name = {json.dumps(name)}\n[data]\n{table(data)}[model]\n{table(model)}[train]\n{table(train)}"
 
 
 def toy_pairs() -> list[tuple[str, str]]:
