@@ -105,5 +105,17 @@ def write_json(path: str | Path, data: dict) -> None:
     tmp.replace(path)
 
 
+def save_result(kind: str, result: dict, markdown: str) -> Path:
+    """Write bench/results/DATE-COMMIT-KIND.json and .md (atomically), print the Markdown; return the stem."""
+    from datetime import datetime  # here, not at the top: the stem's time is the time of writing
+    stem = RESULTS / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-{kind}"
+    write_json(stem.with_suffix(".json"), result)
+    tmp = stem.with_suffix(".md.tmp")
+    tmp.write_text(markdown, encoding="utf-8")
+    tmp.replace(stem.with_suffix(".md"))
+    print(markdown)
+    return stem
+
+
 def read_lines(path: str | Path) -> list[str]:
     return Path(path).read_text(encoding="utf-8").splitlines()

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import REPO, RESULTS, WORK, git_commit, machine_info, write_json  # noqa: E402
+from bench.common import REPO, WORK, git_commit, machine_info, save_result  # noqa: E402
 
 FOLDER = WORK / "ddp"
 
@@ -120,10 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                   load_average=load, config=args.config, updates=args.updates, device=args.device,
                   batch_tokens=raw["train"].get("batch_tokens"), threads=raw["train"].get("threads", 0),
                   runs=runs, notes=notes)
-    stem = RESULTS / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-ddp-{args.device}"
-    write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(render(result), encoding="utf-8")
-    print(render(result))
+    save_result(f"ddp-{args.device}", result, render(result))
     return 0
 
 

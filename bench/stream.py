@@ -31,7 +31,7 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import RESULTS, WORK, git_commit, machine_info, peak_rss_mb, write_json  # noqa: E402
+from bench.common import WORK, git_commit, machine_info, peak_rss_mb, save_result, write_json  # noqa: E402
 
 FOLDER = WORK / "stream"
 VOCAB, BATCH_TOKENS, BUFFER, SAMPLE = 30_000, 3_000, 200_000, 200_000
@@ -189,10 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(f"The machine was busy (load average {load}): absolute speeds are low; the ratio is the result.")
     result = dict(date=datetime.now().strftime("%Y-%m-%d %H:%M"), commit=git_commit(), machine=machine_info(),
                   load_average=load, pairs=args.pairs, tokenizers=tokenizers, runs=runs, notes=notes)
-    stem = RESULTS / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-stream"
-    write_json(stem.with_suffix(".json"), result)
-    stem.with_suffix(".md").write_text(render(result), encoding="utf-8")
-    print(render(result))
+    save_result("stream", result, render(result))
     return 0
 
 
