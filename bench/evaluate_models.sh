@@ -13,7 +13,13 @@ models=("$@")
 reverse_of() { case $1 in en-de|en-de-multi30k) echo de-en;; de-en) echo en-de;; en-fr) echo fr-en;; fr-en) echo en-fr;; esac; }
 for name in "${models[@]}"; do
   model=checkpoints/$name
-  if [ "$name" = en-de-multi30k ]; then
+  if [[ "$name" =~ ^en-de-(general|dot|additive)$ ]]; then
+    # the three attention-score models (issue 14): same data, size and steps; decoding left at the defaults
+    $PY -m s2s.cli evaluate --model "$model" --test everyday test_2016_flickr --beam 1 5 --update-card \
+      --json "$OUT/$name.json"
+    $PY -m s2s.cli evaluate --model "$model" --test tatoeba-test --beam 5 --update-card --json "$OUT/$name-tatoeba.json"
+    continue
+  elif [ "$name" = en-de-multi30k ]; then
     $PY -m s2s.cli evaluate --model "$model" --test test_2016_flickr everyday --beam 1 5 --update-card \
       --json "$OUT/$name.json"
   else
