@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import copy
+import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import ClassVar, Sequence
 
+import numpy as np
 import torch
 
 from . import search
 from .checkpoint import load_checkpoint
-from .model import Seq2Seq
+from .model import DecoderState, Memory, Seq2Seq
 from .tokenizer import SPECIAL_PIECES, WORD_START, Tokenizer
 from .trace import BeamNode, Candidate, Hypothesis, Trace
 
@@ -80,6 +82,23 @@ class StepperState:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class StepPath:
+    """The decoder's way through one sentence, kept between Step-tab clicks so that the next click resumes
+    from it instead of replaying the encoder and every step. Never changed once made (a session may read it
+    from two events at once); it holds tensors, so it stays on the server (a session's state), never in JSON.
+    """
+
+    model: weakref.ref  # the model that made it: a path is only ever used with that very model
+    source: str
+    src_ids: list[int]
+    notice: str
+    memory: Memory  # the encoder's output, computed once per sentence
+    states: tuple[DecoderState, ...]  # states[t]: the decoder state that chooses piece t + 1
+    decoded: search.Decoded  # the rows (α, candidates, log-probs) of every piece in `ids`
+    greedy_from: int  # ids[greedy_from:] are the model's own greedy choices; before that, the prefix it was given
+
+
 @dataclass
 class Continuation:
     """One greedy decode that keeps a stepper's prefix. Rows 0..n-1 of `trace` are the prefix; row n, if
@@ -87,6 +106,7 @@ class Continuation:
 
     trace: Trace
     ids: list[int]  # target ids of trace.target_pieces
+    path: StepPath | None = None  # the decoder states behind it; `stepper_decode(..., kept=)` resumes from them
 
 
 class Translator:
@@ -188,11 +208,48 @@ class Translator:
     def stepper_start(self, text: str) -> StepperState:
         return StepperState(source=text, done=not text.strip())
 
-    def stepper_decode(self, stepper: StepperState) -> Continuation:
-        """Greedy decoding that keeps the prefix: one `search.decode` with a forced prefix."""
-        src_ids, notice = self.encode_source(stepper.source)
-        result = self._decode([src_ids], DecodeOptions(), prefixes=[stepper.target_ids] if stepper.target_ids else None)
-        return Continuation(self._trace(stepper.source, src_ids, result[0], "greedy", notice), result[0].nbest[0].ids)
+    @torch.inference_mode()
+    def stepper_decode(self, stepper: StepperState, kept: Continuation | None = None) -> Continuation:
+        """Greedy decoding that keeps the prefix: `search.decode` with a forced prefix.
+
+        `kept`: the continuation of an earlier click on the same sentence. It is reused as it is when it
+        already continues this prefix greedily (Next, Run: no step at all); otherwise decoding resumes from its
+        state at the first piece where the prefixes differ (Force, Back: no encoder, no replay of the pieces
+        before). Without it (or for another sentence or model), the sentence is encoded and decoded from <s>.
+        """
+        prefix, path = list(stepper.target_ids), kept.path if kept else None
+        if path is None or path.model() is not self.model or path.source != stepper.source:
+            src_ids, notice = self.encode_source(stepper.source)
+            memory, state, _ = self._encode_batch([src_ids])
+            empty = search.Decoded(ids=[], alpha=np.zeros((0, len(src_ids)), np.float32), step_logprobs=[],
+                                   top_ids=np.zeros((0, CANDIDATES), np.int64),
+                                   top_probs=np.zeros((0, CANDIDATES), np.float32))
+            path = StepPath(weakref.ref(self.model), stepper.source, src_ids, notice, memory, (state,), empty, 0)
+        ids = path.decoded.ids
+        if ids[:len(prefix)] == prefix and path.greedy_from <= len(prefix) and kept is not None and kept.path is path:
+            return kept
+        same = next((t for t, (a, b) in enumerate(zip(ids, prefix)) if a != b), min(len(ids), len(prefix)))
+        same = min(same, len(path.states) - 1)  # resume where a kept state exists
+        return self._resume(path, same, prefix[same:])
+
+    def _resume(self, path: StepPath, steps: int, forced: list[int]) -> Continuation:
+        """Greedy decoding from the kept state after `steps` pieces of `path`, forcing `forced` first."""
+        max_len = search.max_target_length(torch.tensor([len(path.src_ids)]))
+        last = path.decoded.ids[steps - 1] if steps else self.config.bos_id
+        states: list[DecoderState] = []
+        new = search.decode(self.model, path.memory, path.states[steps], max_len, prefixes=[forced] if forced else None,
+                            candidates=CANDIDATES, resume=search.Resume(steps, last), states=states)[0]
+        old = path.decoded
+        decoded = search.Decoded(
+            ids=old.ids[:steps] + new.ids, alpha=np.concatenate([old.alpha[:steps], new.alpha]),
+            step_logprobs=old.step_logprobs[:steps] + new.step_logprobs,
+            top_ids=np.concatenate([old.top_ids[:steps], new.top_ids]),
+            top_probs=np.concatenate([old.top_probs[:steps], new.top_probs]), finished=new.finished)
+        decoded.score = decoded.logprob
+        path = StepPath(path.model, path.source, path.src_ids, path.notice, path.memory,
+                        path.states[:steps] + tuple(states), decoded, steps + len(forced))
+        trace = self._trace(path.source, path.src_ids, search.BeamResult([decoded]), "greedy", path.notice)
+        return Continuation(trace, decoded.ids, path)
 
     def stepper_advance(self, stepper: StepperState, forced: Sequence[int] | None = None,
                         continuation: Continuation | None = None) -> StepperState:

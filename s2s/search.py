@@ -45,6 +45,13 @@ def max_target_length(src_lengths: Tensor, ratio: float = 2.0, extra: int = 10, 
 Chooser = Callable[[Tensor], Tensor]  # log_probs (B, V) -> ids (B,)
 
 
+class Resume(NamedTuple):
+    """Where `decode` goes on from: `steps` pieces already decoded, the last of them `last` (the next y_prev)."""
+
+    steps: int
+    last: int
+
+
 def argmax_chooser(log_probs: Tensor) -> Tensor:
     return log_probs.argmax(dim=-1)
 
@@ -75,15 +82,21 @@ def sampling_chooser(temperature: float = 1.0, top_k: int = 0, top_p: float = 1.
 @torch.inference_mode()
 def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
            choose: Chooser = argmax_chooser, prefixes: Sequence[Sequence[int]] | None = None,
-           candidates: int = 5) -> list[Decoded]:
+           candidates: int = 5, resume: Resume | None = None, states: list[DecoderState] | None = None
+           ) -> list[Decoded]:
     """Left-to-right decoding for greedy and sampling; prefixes force the first tokens (forced prefix).
 
     `candidates`: how many of the most likely pieces to record per step (0: none, for bare translation).
+    `resume`: go on from a kept state instead of <s> (the Step tab): `state` is the state after `resume.steps`
+    pieces, the last of them `resume.last`; prefixes force the pieces after those, and max_len still counts
+    from the first piece. `states`: when a list, each step's input state is appended to it (states[t] is
+    the state that chooses piece t + 1 of the returned rows), so that a later call can resume from any of them.
     """
     cfg = model.config
     batch = memory.mask.size(0)
     device = memory.mask.device
-    y = torch.full((batch,), cfg.bos_id, dtype=torch.long, device=device)
+    offset = resume.steps if resume else 0
+    y = torch.full((batch,), resume.last if resume else cfg.bos_id, dtype=torch.long, device=device)
     finished = torch.zeros(batch, dtype=torch.bool, device=device)
     max_len = max_len.to(device)
     longest_prefix = max((len(p) for p in prefixes), default=0) if prefixes else 0
@@ -95,8 +108,10 @@ def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
         forced = forced.to(device)
     prefix_len = torch.tensor([len(p) for p in prefixes] if prefixes else [0] * batch, device=device)
     tokens, logps, alphas, top_ids, top_probs = [], [], [], [], []
-    steps = int(max(max_len.max().item(), longest_prefix))
-    for t in range(steps):
+    steps = int(max(max_len.max().item() - offset, longest_prefix))
+    for t in range(steps):  # t counts from the resume point; t + offset from the first piece
+        if states is not None:
+            states.append(state)
         log_probs, state, alpha = model.step(y, state, memory)  # (B, V), state, (B, S)
         y = choose(log_probs)
         if forced is not None and t < longest_prefix:
@@ -109,7 +124,7 @@ def decode(model: Seq2Seq, memory: Memory, state: DecoderState, max_len: Tensor,
         tokens.append(y)
         logps.append(log_probs.gather(1, y[:, None]).squeeze(1))
         alphas.append(alpha)
-        finished = finished | (y == cfg.eos_id) | ((t + 1 >= max_len) & (t + 1 >= prefix_len))
+        finished = finished | (y == cfg.eos_id) | ((t + 1 + offset >= max_len) & (t + 1 >= prefix_len))
         if bool(finished.all()):
             break
     return _collect(tokens, logps, alphas, top_ids, top_probs, memory.mask, cfg.eos_id, candidates)

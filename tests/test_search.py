@@ -121,6 +121,52 @@ def test_each_step_click_is_one_greedy_decode(translator, monkeypatch):
     assert len(calls) == 3
 
 
+def test_a_kept_continuation_resumes_exactly_where_a_fresh_decode_would_go(translator):
+    """Next, Force, Back, Run and Reset from the kept decoder states give what decoding from <s> gives."""
+    kept = translator.stepper_decode(translator.stepper_start(SENTENCES[3]))
+    second = kept.trace.top_k[1][1].id
+    stepper = translator.stepper_start(SENTENCES[3])
+    actions = [lambda s: translator.stepper_advance(s, continuation=kept),
+               lambda s: translator.stepper_advance(s, continuation=kept),
+               lambda s: translator.stepper_advance(s, forced=[second]),
+               lambda s: translator.stepper_advance(s, forced=translator.piece_ids("Zyzzyvaxx")),
+               translator.stepper_back, translator.stepper_back, translator.stepper_back, translator.stepper_back,
+               lambda s: translator.stepper_run(s, kept), translator.stepper_back,
+               lambda s: translator.stepper_start(s.source)]
+    for act in actions:
+        stepper = act(stepper)
+        kept, fresh = translator.stepper_decode(stepper, kept=kept), translator.stepper_decode(stepper)
+        assert kept.ids == fresh.ids and kept.ids[:len(stepper.target_ids)] == stepper.target_ids
+        assert kept.trace.top_k == fresh.trace.top_k
+        np.testing.assert_allclose(kept.trace.attention, fresh.trace.attention, atol=1e-6)
+        np.testing.assert_allclose(kept.trace.step_logprobs, fresh.trace.step_logprobs, atol=1e-5)
+
+
+def test_a_kept_continuation_decodes_only_what_changed(translator, monkeypatch):
+    """Next decodes nothing; forcing piece n+1 decodes from step n on; the encoder runs once per sentence."""
+    steps, encodes = [], []
+    step, encode = translator.model.step, translator.model.encode
+    monkeypatch.setattr(translator.model, "step", lambda *a: steps.append(1) or step(*a))
+    monkeypatch.setattr(translator.model, "encode", lambda *a: encodes.append(1) or encode(*a))
+    stepper = translator.stepper_start(SENTENCES[3])
+    kept = translator.stepper_decode(stepper)
+    assert len(encodes) == 1 and len(steps) == len(kept.ids)
+    for _ in range(3):
+        steps.clear()
+        stepper = translator.stepper_advance(stepper, continuation=kept)
+        kept = translator.stepper_decode(stepper, kept=kept)
+        assert steps == []  # the greedy continuation already holds the next piece
+    steps.clear()
+    stepper = translator.stepper_advance(stepper, forced=[kept.trace.top_k[3][1].id])
+    kept = translator.stepper_decode(stepper, kept=kept)
+    assert len(steps) == len(kept.ids) - 3 and len(encodes) == 1  # steps 4.. again, nothing before
+    steps.clear()
+    back = translator.stepper_decode(translator.stepper_back(stepper), kept=kept)  # over the forced piece
+    assert back.ids[3] != kept.ids[3] and len(steps) == len(back.ids) - 3 and len(encodes) == 1  # greedy from step 4
+    other = translator.stepper_decode(translator.stepper_start(SENTENCES[0]), kept=kept)  # another sentence
+    assert len(encodes) == 2 and other.ids == translator.stepper_decode(translator.stepper_start(SENTENCES[0])).ids
+
+
 def test_sampling_is_reproducible_with_a_seed_and_respects_top_k(translator):
     opts = DecodeOptions(method="sample", temperature=1.5, seed=7)
     a = translator.translate(SENTENCES[0], opts)

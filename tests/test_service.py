@@ -339,6 +339,30 @@ def test_stepper_next_force_back_run_reset(session):
         service.step_force(done["state"], "Hund", session)
 
 
+def test_next_is_not_a_replay(session, monkeypatch):
+    """Issue 13: a click on Next decodes nothing new (the session kept the greedy continuation and its decoder
+    states); Force resumes from the kept state at its step, without the encoder. A replay would run the
+    encoder and every step of the prefix again on each click."""
+    from s2s.model import Seq2Seq
+
+    calls = {"step": 0, "encode": 0}
+    for name in calls:
+        original = getattr(Seq2Seq, name)
+        monkeypatch.setattr(Seq2Seq, name, lambda self, *a, _f=original, _n=name, **k:
+                            calls.__setitem__(_n, calls[_n] + 1) or _f(self, *a, **k))
+    view = service.step_start(MODEL, SENTENCE, session)
+    assert calls["encode"] == 1 and calls["step"] > 0
+    for _ in range(3):
+        calls.update(step=0, encode=0)
+        view = service.step_next(view["state"], session)
+        assert calls == {"step": 0, "encode": 0}
+    calls.update(step=0, encode=0)
+    forced = service.step_force(view["state"], view["choices"][1][1], session, exact=True)
+    assert calls["encode"] == 0 and calls["step"] == len(session.stepping.ids) - 3  # steps 4.. only
+    assert forced["state"]["target_ids"] == session.stepping.ids[:4]
+    assert service.step_next(view["state"], None)["state"] == service.step_next(view["state"], session)["state"]
+
+
 def test_forcing_typed_words_and_pieces(session):
     start = service.step_start(MODEL, SENTENCE, session)["state"]
     word = service.step_force(start, "Hund", session)

@@ -1,8 +1,12 @@
 """The Step tab: decode one piece at a time, force other pieces, go back, run to the end.
 
-The tab's state is a plain dict (the StepperState fields plus the model name) kept in gr.State. Every click
-costs one decode: the greedy continuation of the prefix chosen so far (`Translator.stepper_decode`), which
-gives the next step's candidates, the attention so far and the "if the model went on" text at once.
+The tab's state is a plain dict (the StepperState fields plus the model name) kept in gr.State. What a click
+shows comes from one greedy continuation of the prefix chosen so far (`Translator.stepper_decode`): the next
+step's candidates, the attention so far and the "if the model went on" text at once. The session keeps that
+continuation with its decoder states (`Session.stepping`), so a click decodes only what is new: Next and
+Run to end decode nothing (the greedy continuation already holds the next piece), Force and Back resume from
+the kept state at the piece that changed, and only Start (or a state the session did not make) encodes the
+sentence.
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ def step_start(model: str, text: str, session: Session | None = None) -> dict:
     """Begin decoding `text` one piece at a time (nothing decoded yet)."""
     text = check_text(text)
     translator = get_translator(model, session)
-    return _view(translator, model, translator.stepper_start(text))
+    return _view(translator, model, translator.stepper_start(text), session=session)
 
 
 @gpu()
@@ -40,7 +44,7 @@ def step_model_changed(model: str, step_state: dict | None, session: Session | N
                                           "sentence and press Start."), prefix=[], continuation="",
                     choices=[], candidates=plots.empty_figure("", 260), step_attention=plots.empty_figure("", 260),
                     heatmap=plots.empty_figure("", 320), done=False)
-    view = _view(translator, model, translator.stepper_start(str(step_state["source"])))
+    view = _view(translator, model, translator.stepper_start(str(step_state["source"])), session=session)
     view["status"] = md("The model changed: started again from step 0 with the new model.") + "  \n" + view["status"]
     return view
 
@@ -50,9 +54,10 @@ def step_next(step_state: dict | None, session: Session | None = None) -> dict:
     """The model's most likely next piece."""
     translator, name, stepper = _stepper(step_state, session)
     if stepper.done:
-        return _view(translator, name, stepper, message="Decoding has finished.")
-    continuation = translator.stepper_decode(stepper)  # the same decode serves the next state: it is greedy
-    return _view(translator, name, translator.stepper_advance(stepper, continuation=continuation), continuation)
+        return _view(translator, name, stepper, message="Decoding has finished.", session=session)
+    continuation = _decode(translator, stepper, session)  # it serves the next state too: it is greedy
+    return _view(translator, name, translator.stepper_advance(stepper, continuation=continuation), continuation,
+                 session=session)
 
 
 @gpu()
@@ -60,23 +65,23 @@ def step_back(step_state: dict | None, session: Session | None = None) -> dict:
     """Undo the last piece."""
     translator, name, stepper = _stepper(step_state, session)
     if not stepper.target_ids:
-        return _view(translator, name, stepper, message="Already at the start.")
-    return _view(translator, name, translator.stepper_back(stepper))
+        return _view(translator, name, stepper, message="Already at the start.", session=session)
+    return _view(translator, name, translator.stepper_back(stepper), session=session)
 
 
 @gpu()
 def step_run(step_state: dict | None, session: Session | None = None) -> dict:
     """Greedy decoding to the end, keeping every piece chosen so far."""
     translator, name, stepper = _stepper(step_state, session)
-    continuation = None if stepper.done else translator.stepper_decode(stepper)
-    return _view(translator, name, translator.stepper_run(stepper, continuation), continuation)
+    continuation = None if stepper.done else _decode(translator, stepper, session)
+    return _view(translator, name, translator.stepper_run(stepper, continuation), continuation, session=session)
 
 
 @gpu()
 def step_reset(step_state: dict | None, session: Session | None = None) -> dict:
     """Back to step 0 for the same sentence."""
     translator, name, stepper = _stepper(step_state, session)
-    return _view(translator, name, translator.stepper_start(stepper.source))
+    return _view(translator, name, translator.stepper_start(stepper.source), session=session)
 
 
 @gpu()
@@ -93,7 +98,8 @@ def step_force(step_state: dict | None, token: str, session: Session | None = No
     except ValueError as err:
         raise UserError(str(err)) from None
     stepper = translator.stepper_advance(stepper, forced=ids)
-    return _view(translator, name, stepper, message=f"Forced: {' '.join(translator.target_tokenizer.pieces(ids))}")
+    return _view(translator, name, stepper, message=f"Forced: {' '.join(translator.target_tokenizer.pieces(ids))}",
+                 session=session)
 
 
 def _stepper(step_state: dict | None, session: Session | None) -> tuple[Translator, str, StepperState]:
@@ -114,10 +120,18 @@ def _stepper(step_state: dict | None, session: Session | None) -> tuple[Translat
     return translator, name, stepper
 
 
+def _decode(translator: Translator, stepper: StepperState, session: Session | None) -> Continuation:
+    """The greedy continuation of the stepper's prefix, resumed from what the session kept (see the top)."""
+    continuation = translator.stepper_decode(stepper, kept=session.stepping if session else None)
+    if session is not None:
+        session.stepping = continuation
+    return continuation
+
+
 def _view(translator: Translator, name: str, stepper: StepperState, continuation: Continuation | None = None,
-          message: str = "") -> dict:
+          message: str = "", session: Session | None = None) -> dict:
     """Everything the Step tab draws for one state, from one greedy decode of its prefix."""
-    continuation = continuation or translator.stepper_decode(stepper)
+    continuation = continuation or _decode(translator, stepper, session)
     so_far = translator.stepper_trace(stepper, continuation=continuation)
     full, n = continuation.trace, len(stepper.target_ids)
     candidates = full.top_k[n] if len(full.top_k) > n else []
