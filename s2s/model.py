@@ -66,12 +66,20 @@ class Encoder(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.directions = 2 if cfg.bidirectional else 1
 
-    def forward(self, src: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """src (B, S) ids, lengths (B,) -> memory (B, S, M), final h and c (L, B, M)."""
-        x = self.dropout(self.embed(src))  # (B, S, E)
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, final = self.rnn(packed)
-        memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))  # (B, S, M)
+    def forward(self, src: Tensor, lengths: Tensor, embedded: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """src (B, S) ids, lengths (B,) -> memory (B, S, M), final h and c (L, B, M).
+
+        embedded (B, S, E), when given, is read instead of embed(src): attribution (s2s.explain) takes
+        gradients with respect to the source embeddings and moves them along a path from a baseline."""
+        x = self.dropout(self.embed(src) if embedded is None else embedded)  # (B, S, E)
+        if embedded is not None and bool((lengths == src.size(1)).all()):
+            # no padding to skip: unpacked, the RNN's backward pass does not copy the whole sequence per step
+            memory, final = self.rnn(x)  # (B, S, M)
+        else:
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, final = self.rnn(packed)
+            memory, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=src.size(1))  # (B, S, M)
         h, c = final if isinstance(final, tuple) else (final, None)
         return memory, self._join_directions(h), None if c is None else self._join_directions(c)
 
@@ -102,9 +110,9 @@ class Seq2Seq(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
 
     # ------------------------------------------------------------------ encoder
-    def encode(self, src: Tensor, lengths: Tensor) -> tuple[Memory, DecoderState]:
-        """src (B, S), lengths (B,) -> (memory, initial decoder state)."""
-        outputs, h_final, c_final = self.encoder(src, lengths)
+    def encode(self, src: Tensor, lengths: Tensor, embedded: Tensor | None = None) -> tuple[Memory, DecoderState]:
+        """src (B, S), lengths (B,) -> (memory, initial decoder state); `embedded`: see Encoder.forward."""
+        outputs, h_final, c_final = self.encoder(src, lengths, embedded)
         mask = torch.arange(src.size(1), device=src.device)[None, :] < lengths.to(src.device)[:, None]  # (B, S)
         memory = Memory(outputs, self.attention.keys(outputs), mask)
         h0 = torch.tanh(self.bridge_h(h_final))  # (L, B, H)

@@ -10,6 +10,8 @@ and file paths. One module per concern:
     stepping.py      the Step tab: one greedy decode per click
     fine_tuning.py   the Fine-tune tab: pairs from text and files, then prepare / run in a worker / finish
     hub.py           the Model tab's Hub actions: load into a session, push with the user's token
+    explaining.py    the Explain tab: attribution beside attention, scoring a translation, state
+                     trajectories, the three attention scores side by side
 
 State lives with the caller, never here: a `Session` (gr.State) holds that browser session's own models,
 and the Step tab's state is a plain dict, also in gr.State. The only module-level mutable object is a
@@ -36,6 +38,8 @@ from .fine_tuning import (
     read_training_pairs,
     split_pairs,
 )
+from .explaining import compare_attention_scores, explain_translation, explain_views, score_models, \
+    state_trajectories
 from .hub import load_from_hub, push_to_hub
 from .models import (
     MAX_SESSION_MODELS,
@@ -61,7 +65,8 @@ from .translation import attention_views, beam_tree, coverage_markdown, decode_o
 __all__ = [
     "DecodeOptions", "MAX_EPOCHS", "MAX_FILE_BYTES", "MAX_INPUT_CHARS", "MAX_LR", "MAX_MINUTES", "MAX_PAIRS",
     "MAX_SESSION_MODELS", "MAX_SESSIONS", "MAX_WORDS", "MIN_LR", "OwnModel", "Session", "UserError", "attention_views",
-    "beam_tree", "bundled_models", "cancel_fine_tune", "checkpoints_dir", "close_session", "coverage_markdown",
+    "beam_tree", "bundled_models", "compare_attention_scores", "explain_translation", "explain_views",
+    "score_models", "state_trajectories", "cancel_fine_tune", "checkpoints_dir", "close_session", "coverage_markdown",
     "decode_options", "default_model", "describe", "error_note", "export_png", "export_trace", "fine_tune",
     "get_translator", "load_from_hub", "model_choices", "model_label", "model_menu", "model_overview",
     "new_cancel_token", "preload", "push_to_hub", "read_training_pairs", "sentence_views", "split_pairs",
