@@ -386,10 +386,13 @@ def export_section(session_state: gr.State, merge: gr.Checkbox) -> gr.JSON:
     done = export_btn.click(on_export, [trace_json, merge, session_state], [files, message], api_name="export",
                             concurrency_limit=4, concurrency_id="export", show_progress_on=[message])
     show_errors(done, message, [files], session_state)
-    show_errors(done.success(on_png, [trace_json, merge, files, session_state], [files, message],
-                             api_name="export_png", concurrency_limit=2, concurrency_id="png",
-                             show_progress="hidden"),  # the files are there already; the message says "Drawing"
-                message, [files], session_state)
+    png = done.success(on_png, [trace_json, merge, files, session_state], [files, message], api_name="export_png",
+                       concurrency_limit=2, concurrency_id="png",
+                       show_progress="hidden")  # the files are there already; the message says "Drawing"
+    show_errors(png, message, [files], session_state)
+    # another translation, sentence or model: the files of the old one go (a PNG still being drawn is dropped)
+    trace_json.change(lambda: {files: None, message: ""}, None, [files, message], cancels=[png],
+                      api_name="export_reset", api_visibility="private", queue=False)
     return trace_json
 
 
@@ -510,6 +513,14 @@ def beam_tree_section(model_picker: gr.Dropdown, source: gr.Textbox, session_sta
     show_errors(tree_btn.click(on_beam_tree, [model_picker, source, tree_width, tree_penalty, session_state], outputs,
                                api_name="beam_tree", concurrency_limit=DECODE_LIMIT, concurrency_id="decode",
                                show_progress_on=[tree_plot, message]), message, outputs, session_state)
+
+    def on_model_changed(shown: str) -> dict:
+        """Another model: the old model's tree goes (nothing of it stays on screen as if it were the new one's)."""
+        note = "The model changed: draw the tree again to see the new model's search." if shown else ""
+        return {tree_plot: None, tree_translation: "", message: note}
+
+    model_picker.change(on_model_changed, tree_translation, outputs, api_name="beam_tree_reset",
+                        api_visibility="private", queue=False)
     return tree_penalty
 
 
@@ -612,6 +623,116 @@ def model_tab(model_picker: gr.Dropdown, base_picker: gr.Dropdown, session_state
     return SimpleNamespace(card=card, config=config)
 
 
+# ---------------------------------------------------------------------- 5. Explain
+EXPLAIN_HELP = """Is attention an explanation? For each piece of the translation, **attribution** measures how much
+each source piece changed its log-probability log p(yₜ | y<ₜ, x): *integrated gradients* move the source embeddings
+from a neutral baseline (pad embeddings, same length) to the sentence in K steps and add up the gradients along the
+way; *gradient × input* takes the gradient at the sentence only. Rows show |attribution| as shares that sum to 1,
+on the same axes as the attention map (orange, to tell them apart); a box marks each row's largest cell. Where the
+boxes of the two maps fall on the same source word, attention points at what the prediction really used; where they
+do not, attention alone would mislead. Leave the translation empty to explain the model's own (greedy) translation,
+or paste your own (or a reference) to see the probability the model gives each of its pieces and where the model
+would have chosen otherwise. **Limits:** 60 source and 80 target pieces, 4 to 64 steps; about a second for a
+20-piece sentence on a CPU."""
+
+
+def explain_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamespace:
+    with gr.Tab("Explain", id="explain"):
+        gr.Markdown(EXPLAIN_HELP, elem_classes="s2s-note")
+        with gr.Row():
+            with gr.Column(scale=3, min_width=300):
+                source = gr.Textbox(label="Sentence to explain", lines=1, max_lines=6,
+                                    max_length=service.MAX_INPUT_CHARS, elem_id="explain-source",
+                                    placeholder="Type a sentence in the model's source language")
+                given = gr.Textbox(label="Translation to score (optional; empty: the model's own translation)",
+                                   lines=1, max_lines=6, max_length=service.MAX_INPUT_CHARS, elem_id="explain-given")
+                explain_btn = gr.Button("Explain", variant="primary", elem_id="explain-btn")
+            with gr.Column(scale=2, min_width=300):
+                steps = gr.Slider(4, 64, value=24, step=1, label="Integrated-gradients steps K",
+                                  elem_id="explain-steps")
+                method = gr.Radio(["integrated gradients", "gradient × input"], value="integrated gradients",
+                                  label="Attribution shown", elem_id="explain-method")
+                merge = gr.Checkbox(label="Merge subword pieces into words", value=False, elem_id="explain-merge",
+                                    info="the heatmap's rule: a source word sums its pieces, a target word averages")
+        message = gr.Markdown(elem_id="explain-message", elem_classes="s2s-message")
+        summary = gr.Markdown(label="Agreement", elem_id="explain-summary")
+        explained = gr.Textbox(label="Translation explained", interactive=False, elem_id="explain-translation")
+        with gr.Row():
+            with gr.Column(min_width=300):
+                attention = gr.Plot(label="Attention", elem_id="explain-attention", elem_classes="s2s-plot",
+                                    show_label=False)
+            with gr.Column(min_width=300):
+                attribution = gr.Plot(label="Attribution", elem_id="explain-attribution", elem_classes="s2s-plot",
+                                      show_label=False)
+        rows = gr.Dataframe(headers=["target", "top source by α", "top source by attribution", "agree", "JS distance"],
+                            label="Row by row: where each map puts the most weight", interactive=False, wrap=True,
+                            elem_id="explain-rows")
+        scores = gr.Plot(label="Piece probabilities", elem_id="explain-scores", elem_classes="s2s-plot",
+                         show_label=False)
+        with gr.Accordion("State trajectories (PCA of the encoder and decoder states)", open=False):
+            trajectories_btn = gr.Button("Draw the state trajectories of this sentence", elem_id="trajectories-btn")
+            trajectories_note = gr.Markdown(elem_id="trajectories-note", elem_classes="s2s-message")
+            trajectories = gr.Plot(label="State trajectories", elem_id="explain-trajectories", elem_classes="s2s-plot",
+                                   show_label=False)
+        with gr.Accordion("The three attention scores side by side (English → German)", open=False):
+            compare_btn = gr.Button("Translate this sentence with the general, dot and additive models",
+                                    elem_id="compare-btn")
+            compare_note = gr.Markdown(elem_id="compare-note", elem_classes="s2s-message")
+            with gr.Row():
+                compare_plots = []
+                for kind in ("general", "dot", "additive"):
+                    with gr.Column(min_width=280):
+                        compare_plots.append(gr.Plot(label=f"{kind} attention", elem_id=f"compare-{kind}",
+                                                     elem_classes="s2s-plot", show_label=False))
+            compare_table = gr.Dataframe(headers=["score", "equation", "translation", "everyday BLEU / chrF",
+                                                  "Multi30k test 2016 BLEU / chrF"],
+                                         label="Each model's quality (from its model card)", interactive=False,
+                                         wrap=True, elem_id="compare-table")
+        result = gr.State(None)
+
+    views = [summary, attention, attribution, rows, scores]
+
+    def shown(view: dict) -> dict:
+        return {summary: view["summary"], attention: view["attention"], attribution: view["attribution"],
+                rows: view["rows"], scores: view["scores"], message: ""}
+
+    @reported
+    def on_explain(model, text, translation, k, shown_method, merge_words, session):
+        view = service.explain_translation(model, text, translation, k, shown_method, merge_words, session)
+        return {**shown(view), result: view["result"], explained: view["translation"]}
+
+    @reported
+    def on_views(explained_result, shown_method, merge_words, session):
+        return shown(service.explain_views(explained_result, shown_method, merge_words))
+
+    @reported
+    def on_trajectories(model, text, translation, session):
+        view = service.state_trajectories(model, text, translation, session)
+        return {trajectories: view["figure"], trajectories_note: view["note"]}
+
+    @reported
+    def on_compare(text, merge_words, session):
+        view = service.compare_attention_scores(text, merge_words, session)
+        return {**dict(zip(compare_plots, view["figures"])), compare_table: view["table"], compare_note: view["note"]}
+
+    limits = dict(concurrency_limit=2, concurrency_id="explain")
+    outputs = [*views, result, explained, message]
+    show_errors(gr.on([explain_btn.click, source.submit, given.submit], on_explain,
+                      [model_picker, source, given, steps, method, merge, session_state], outputs, api_name="explain",
+                      show_progress_on=[summary, message], **limits), message, outputs, session_state)
+    show_errors(gr.on([method.input, merge.input], on_views, [result, method, merge, session_state], [*views, message],
+                      api_name="explain_views"), message, views, session_state)
+    show_errors(trajectories_btn.click(on_trajectories, [model_picker, source, given, session_state],
+                                       [trajectories, trajectories_note], api_name="state_trajectories",
+                                       show_progress_on=[trajectories_note], **limits),
+                trajectories_note, [trajectories], session_state)
+    show_errors(compare_btn.click(on_compare, [source, merge, session_state],
+                                  [*compare_plots, compare_table, compare_note], api_name="compare_attention_scores",
+                                  show_progress_on=[compare_note], **limits),
+                compare_note, [*compare_plots, compare_table], session_state)
+    return SimpleNamespace(source=source)
+
+
 # ---------------------------------------------------------------------- the whole app
 def build_demo() -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched)."""
@@ -631,6 +752,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             translate = translate_tab(model, session)
             step = step_tab(model, session)
+            explain_tab(model, session)
             fine_tune = fine_tune_tab(model, session, menu)
             about = model_tab(model, fine_tune.base_picker, session)
 

@@ -101,6 +101,11 @@ def no_error_badges(page) -> bool:
     return page.locator("[data-testid='status-tracker'] span.error").count() == 0
 
 
+def page_fits(page) -> bool:
+    """The page is no wider than the screen (plots and tables may scroll sideways inside their own box)."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def boxes_overlap(a: dict, b: dict) -> bool:
     return not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
                 or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
@@ -173,8 +178,7 @@ def test_model_tab_shows_the_card(page):
 def test_issue9_picker_names_direction_and_domain_and_examples_translate_at_once(fresh):
     picker = fresh.locator("#model-picker input")
     assert picker.input_value() == f"English → German · {MODEL}"  # the default: en-de when bundled, else the first
-    assert "trained on" in fresh.locator("#model-summary").inner_text() or "bundled" in \
-        fresh.locator("#model-summary").inner_text()
+    assert "trained on the toy corpus" in fresh.locator("#model-summary").inner_text()  # what it learnt from
     picker.click()
     options = fresh.get_by_role("option")
     options.first.wait_for()
@@ -268,9 +272,15 @@ def test_issue10_item4_switching_model_re_runs_what_belonged_to_the_old_one(fres
     fresh.locator("#step-status").get_by_text("Step 0").wait_for()
     fresh.locator("#step-next").click()
     fresh.locator("#step-status").get_by_text("Step 1").wait_for()
+    fresh.get_by_text("Beam search tree", exact=True).click()
+    fresh.get_by_role("button", name="Draw the beam tree for this sentence").click()
+    tree = fresh.get_by_label("Beam search translation")
+    fresh.wait_for_function("el => el.value !== ''", arg=tree.element_handle())
     fresh.locator("#model-picker input").click()
     fresh.get_by_role("option", name=f"English → German · {APP_MODELS[1]}").click()
     fresh.locator("#step-status").get_by_text("started again from step 0 with the new model").wait_for()
+    fresh.locator("#tree-message").get_by_text("The model changed: draw the tree again").wait_for()
+    assert tree.input_value() == ""  # the old model's beam tree is gone
     fresh.get_by_role("tab", name="Translate").click()
     fresh.locator("#translate-message").get_by_text("Translated again with the model now selected").wait_for()
     expected = Translator.load(app_checkpoints / APP_MODELS[1], device="cpu").translate(PLAIN)
@@ -302,6 +312,9 @@ def test_issue10_item6_export_at_once_then_the_png(fresh, server):
             fresh.locator("#export-message").get_by_text("Exported attention.png").wait_for()
             old = files.locator("a[href*='attention.png']").get_attribute("href")
             translate(fresh, "Two men talk.")
+            # the old sentence's files go with it (issue 10, item 4: nothing of an old result stays)
+            fresh.wait_for_function("document.querySelectorAll('#export-files a').length === 0", timeout=10_000)
+            assert fresh.locator("#export-message").inner_text().strip() == ""
         fresh.locator("#export-btn").click()
         start = time.monotonic()
         fresh.wait_for_function("old => Array.from(document.querySelectorAll('#export-files a'))"
@@ -325,8 +338,10 @@ def test_issue10_item6_export_at_once_then_the_png(fresh, server):
 def test_issue10_item7_phone(browser, server):
     tab = open_app(browser, server, PHONE)
     try:
-        for name in ("Translate", "Step by step", "Fine-tune", "Model"):
-            assert tab.get_by_role("tab", name=name).is_visible()  # no tab hides behind "…"
+        tabs = tab.get_by_role("tab")
+        assert tabs.count() >= 4 and all(t.is_visible() for t in tabs.all())  # no tab hides behind "…"
+        names = tabs.all_text_contents()
+        assert {"Translate", "Step by step", "Fine-tune", "Model"} <= {n.strip() for n in names}, names
         picker = tab.locator("#model-picker").bounding_box()
         summary = tab.locator("#model-summary").bounding_box()
         assert summary["y"] >= picker["y"] + picker["height"] - 1 and summary["width"] > 300  # stacked, full width
@@ -341,10 +356,12 @@ def test_issue10_item7_phone(browser, server):
             axis_title = tab.locator(f"{plot} text.xtitle")
             assert not axis_title.count() or not boxes_overlap(title, axis_title.bounding_box()), plot
         tab.screenshot(path=str(ARTIFACTS / "phone_translate.png"), full_page=True)
+        assert page_fits(tab), "Translate"
         for name, ready in (("Step by step", "#step-status"), ("Fine-tune", "#ft-start"), ("Model", "#model-card")):
             tab.get_by_role("tab", name=name).click()
             tab.locator(ready).wait_for()
             assert tab.locator(ready).bounding_box()["width"] <= PHONE["width"]
+            assert page_fits(tab), name  # nothing runs off the screen: every control can be reached
             tab.screenshot(path=str(ARTIFACTS / f"phone_{name.split()[0].lower()}.png"), full_page=True)
     finally:
         tab.context.close()
@@ -393,6 +410,11 @@ def test_issue10_item9_texts_say_what_the_code_does(fresh):
     translate(fresh, PLAIN)  # at T = 10 nearly every piece is a byte piece
     text = fresh.locator("#translation textarea").input_value()
     assert "\ufffd" not in text and not any(ord(ch) < 32 for ch in text)  # shown as ⟨0xNN⟩, never � or raw
+    fresh.get_by_role("tab", name="Step by step").click()  # the candidates' "▁" and byte pieces are explained
+    fresh.locator("#step-status").get_by_text("Step 0").wait_for()
+    help_text = " ".join(fresh.locator(".s2s-note").all_inner_texts())
+    assert 'a bare ▁ means "a space' in help_text and "is one byte of a character" in help_text
+    assert not any(re.search(r"\b0\.0%", label) for label in fresh.locator("#step-pick label").all_text_contents())
 
 
 def test_issue10_item10_dark_mode_plots_follow_the_theme(browser, server):
@@ -412,3 +434,40 @@ def test_issue10_item10_dark_mode_plots_follow_the_theme(browser, server):
         tab.screenshot(path=str(ARTIFACTS / "dark.png"), full_page=True)
     finally:
         tab.context.close()
+
+
+# ---------------------------------------------------------------------- issue 14: the Explain tab
+def test_issue14_explain_tab_attribution_beside_attention(browser, server, checkpoint):
+    translator = Translator.load(checkpoint, device="cpu")
+    source = translator.source_tokenizer.pieces(translator.encode_source(SENTENCE)[0])
+    for viewport, query in ((DESKTOP, ""), (PHONE, "?__theme=dark")):
+        tab = open_app(browser, server, viewport, query)
+        try:
+            tab.get_by_role("tab", name="Explain").click()
+            tab.locator("#explain-source textarea").fill(SENTENCE)
+            tab.locator("#explain-btn").click()
+            tab.locator("#explain-summary").get_by_text("agree on the most important source piece").wait_for()
+            for plot in ("#explain-attention", "#explain-attribution"):  # the same axes, every piece literally
+                wait_for_ticks(tab, plot, "x", len(source))
+                assert tick_texts(tab, plot, "x") == source and HTML_PIECE in source
+            assert tab.locator("#explain-rows").get_by_text("✓").count() + \
+                tab.locator("#explain-rows").get_by_text("✗").count() > 0
+            # the merge switch redraws both maps per word, without computing again
+            words = attention_view(translator.translate(SENTENCE), merge_words=True).source_labels
+            tab.locator("#explain-merge input").check()
+            wait_for_ticks(tab, "#explain-attribution", "x", len(words))
+            assert tick_texts(tab, "#explain-attribution", "x") == words
+            tab.locator("#explain-summary").get_by_text("source word for").wait_for()
+            # a given translation is scored piece by piece
+            tab.locator("#explain-given textarea").fill(f"Ein {HTML_PIECE} Hund.")
+            tab.locator("#explain-btn").click()
+            tab.locator("#explain-summary").get_by_text("Score of the translation given").wait_for()
+            assert HTML_PIECE in tab.locator("#explain-scores g.ytick text").all_text_contents()
+            assert no_error_badges(tab) and page_fits(tab)
+            tab.screenshot(path=str(ARTIFACTS / f"explain_{viewport['width']}.png"), full_page=True)
+            # a bad request answers with a message next to the button
+            tab.locator("#explain-source textarea").fill("")
+            tab.locator("#explain-btn").click()
+            tab.locator("#explain-message").get_by_text("Type a sentence first").wait_for()
+        finally:
+            tab.context.close()

@@ -34,3 +34,36 @@ def test_bundled_checkpoint_translates(name):
         assert not missing, f"{name}: {sentence!r} -> {trace.translation!r} lacks {missing}"
     card = (folder / "README.md").read_text(encoding="utf-8")
     assert "library_name: s2s" in card and "BLEU" in card and "chrF" in card
+
+
+@pytest.fixture
+def bundled(monkeypatch):
+    """The app's model list is these folders (whatever another test module set)."""
+    monkeypatch.setenv("S2S_CHECKPOINTS", str(ROOT / "checkpoints"))
+    monkeypatch.delenv("S2S_MODELS", raising=False)
+
+
+def test_the_app_opens_on_en_de(bundled):
+    from s2s import service
+    assert "en-de" not in FOLDERS or service.default_model() == "en-de"  # issue 9: the default model
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_bundled_model_is_named_by_direction_and_domain_and_has_its_own_examples(name, bundled):
+    """Issue 9, in the app: "English → German · everyday" in the picker, a summary that says what the model was
+    trained on, and 6-8 examples of its own (assets/examples.json: by its name, else its language pair)."""
+    import json
+
+    from s2s import service
+    from s2s.service.models import DOMAINS, LANGUAGES
+
+    config = json.loads((ROOT / "checkpoints" / name / "config.json").read_text(encoding="utf-8"))
+    src, tgt = LANGUAGES[config["src_lang"]], LANGUAGES[config["tgt_lang"]]
+    label = dict((value, text) for text, value in service.model_menu())[name]
+    direction, _, domain = label.partition(" · ")
+    assert direction == f"{src} → {tgt}" and domain in DOMAINS.values(), label  # a domain, not the folder name
+    overview = service.model_overview(name)
+    assert "trained on" in overview["summary"], overview["summary"]  # what it learnt from, in words
+    table = json.loads((ROOT / "assets" / "examples.json").read_text(encoding="utf-8"))
+    own = table.get(name) or table.get(f"{config['src_lang']}-{config['tgt_lang']}")
+    assert own and 6 <= len(own) <= 8 and overview["examples"] == own, name

@@ -276,6 +276,9 @@ def _trained_on(name: str, own: OwnModel | None, folder: Path | None) -> str:
         return f"trained on {description}{count}"
     if corpus in TRAINED_ON:
         return f"trained on {TRAINED_ON[corpus]}{count}"
+    if corpus:  # a recipe of one's own, e.g. "pairs" from a file: its name, else the corpus
+        data = Path(str(recipe.get("data_path") or "")).name
+        return f"trained on {data or f'the {corpus} corpus'}{count}"
     return "bundled with the app" if folder is not None else f"{name} from the Hub"
 
 
