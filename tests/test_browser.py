@@ -339,6 +339,8 @@ def test_issue10_item7_phone(browser, server):
     tab = open_app(browser, server, PHONE)
     try:
         tabs = tab.get_by_role("tab")
+        tab.wait_for_function("() => { const more = document.querySelector('[aria-label=\"More tabs\"]');"
+                              "return !more || more.offsetParent === null; }", timeout=10_000)  # no "…" menu
         assert tabs.count() >= 4 and all(t.is_visible() for t in tabs.all())  # no tab hides behind "…"
         names = tabs.all_text_contents()
         assert {"Translate", "Step by step", "Fine-tune", "Model"} <= {n.strip() for n in names}, names
