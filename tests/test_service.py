@@ -200,6 +200,11 @@ def test_pasted_pairs_skip_bad_lines_and_take_three_separators():
     assert [(r.source, r.target, r.held_out) for r in rows] == [("a", "b", False), ("c", "d", False),
                                                                  ("e, f", "g", False), ("h", "i", True)]
     assert origin == "4 pairs from the text box (skipped 2 lines: line 3: no separator; line 6: an empty side)"
+    # a comma in a line whose Tab went missing is part of the sentence, not a separator; quoted CSV still is one
+    rows, origin = service.read_training_pairs('a\tb\nYes, I know\n"c, d","e"\nf,g')
+    assert [(r.source, r.target) for r in rows] == [("a", "b"), ("c, d", "e")]
+    assert "line 2: no Tab or ' ||| '" in origin and "line 4: no Tab" in origin
+    assert [(r.source, r.target) for r in service.read_training_pairs("f,g\nh,i")[0]] == [("f", "g"), ("h", "i")]
 
 
 def test_a_refused_request_is_kept_for_the_message_next_to_its_control(session):

@@ -83,9 +83,13 @@ def read_training_pairs(text: str | None, files: Sequence[Any] | None = None) ->
 def parse_lines(text: str) -> tuple[list[PairRow], dict[int, str]]:
     """Pasted pairs, one per line: source and target separated by a Tab, ' ||| ' or a comma (CSV quoting
     allowed), an optional third column 'test' or 'train'. Returns the pairs and {line number: why} for the
-    lines that are not pairs; blank lines and a 'source,target' header are skipped silently."""
+    lines that are not pairs; blank lines and a 'source,target' header are skipped silently. When some lines
+    use a Tab or ' ||| ', a comma separates only in a quoted CSV line: "Yes, I know" is then a line whose Tab
+    went missing, reported, not the pair ("Yes", " I know")."""
     rows, bad = [], {}
-    for number, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    marked = any("\t" in line or "|||" in line for line in lines)
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         if "\t" in line:
@@ -97,7 +101,9 @@ def parse_lines(text: str) -> tuple[list[PairRow], dict[int, str]]:
         if [c.strip().lower() for c in cols[:2]] in (["source", "target"], ["src", "tgt"]) and not rows:
             continue
         mark = cols[2].strip().lower() if len(cols) == 3 else ""
-        if len(cols) not in (2, 3):
+        if marked and len(cols) > 1 and "\t" not in line and "|||" not in line and not line.lstrip().startswith('"'):
+            bad[number] = "no Tab or ' ||| ' (its comma is not read as a separator: quote both sides for CSV)"
+        elif len(cols) not in (2, 3):
             bad[number] = "no separator" if len(cols) < 2 else f"{len(cols)} columns"
         elif not cols[0].strip() or not cols[1].strip():
             bad[number] = "an empty side"
