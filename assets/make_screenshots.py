@@ -4,9 +4,9 @@
 
 Runs `python app.py` on a free port with the bundled models (checkpoints/, or --checkpoints), drives
 Debian's Chromium with Playwright (translate an example of the default model, step by step with a forced
-word, the beam tree, a short fine-tuning run, the model card, and the Translate tab at phone size, 390×844)
-and writes PNGs. Before the bundled models exist, it falls back to a copy of the in-progress
-runs/en-de-multi30k/model (copied to a temp folder; runs/ is never touched).
+word, the beam tree, a short fine-tuning run, the model card, the Translate tab at phone size, 390×844, and
+the Explain tab; `--only-explain` takes that one alone) and writes PNGs. Before the bundled models exist, it
+falls back to a copy of the in-progress runs/en-de-multi30k/model (copied to a temp folder; runs/ is never touched).
 """
 from __future__ import annotations
 
@@ -140,8 +140,34 @@ def take_screenshots(url: str, out: Path) -> list[Path]:
         page.locator("#model-card h1").first.wait_for()
         shot("model.png")
         shots.append(phone_screenshot(browser, url, out / "phone.png"))
+        shots.append(explain_screenshot(browser, url, out / "explain.png"))
         browser.close()
     return shots
+
+
+EXPLAIN_SENTENCE = "My sister works in a hospital in Berlin."
+
+
+def explain_screenshot(browser, url: str, path: Path) -> Path:
+    """The Explain tab on one sentence (per word): the agreement summary, then attention beside attribution."""
+    page = open_page(browser, url, dict(width=1280, height=900))
+    page.get_by_role("tab", name="Explain").click()
+    page.locator("#explain-source textarea").fill(EXPLAIN_SENTENCE)
+    page.locator("#explain-merge input").check()
+    page.locator("#explain-btn").click()
+    page.locator("#explain-summary").get_by_text("agree on the most important source").wait_for()
+    page.wait_for_function("document.querySelectorAll('#explain-attribution g.xtick text').length > 3")
+    page.wait_for_timeout(800)
+    top = page.locator("#explain-summary").bounding_box()
+    bottom = page.locator("#explain-attribution").bounding_box()
+    page.set_viewport_size(dict(width=1280, height=int(bottom["y"] + bottom["height"] + 40)))
+    page.wait_for_timeout(500)
+    top = page.locator("#explain-summary").bounding_box()
+    bottom = page.locator("#explain-attribution").bounding_box()
+    page.screenshot(path=str(path), clip=dict(x=0, y=max(0, top["y"] - 8), width=1280,
+                                              height=bottom["y"] + bottom["height"] - top["y"] + 16))
+    page.context.close()
+    return path
 
 
 def open_page(browser, url: str, viewport: dict):
@@ -188,6 +214,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoints", help="folder of checkpoint folders (default: checkpoints/)")
     parser.add_argument("--out", default=str(ROOT / "assets" / "screenshots"))
+    parser.add_argument("--only-explain", action="store_true", help="only explain.png (the Explain tab)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,8 +222,15 @@ def main() -> int:
         checkpoints = model_folder(args.checkpoints, Path(scratch))
         process, url = start_app(checkpoints, Path(scratch) / "app.log")
         try:
-            for path in take_screenshots(url, out):
-                print(path)
+            if args.only_explain:
+                from playwright.sync_api import sync_playwright
+                with sync_playwright() as playwright:
+                    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+                    print(explain_screenshot(browser, url, out / "explain.png"))
+                    browser.close()
+            else:
+                for path in take_screenshots(url, out):
+                    print(path)
         finally:
             stop_app(process)
     return 0
