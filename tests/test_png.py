@@ -78,6 +78,13 @@ def test_a_real_render_with_kaleido(monkeypatch):
     monkeypatch.setenv("BROWSER_PATH", "/usr/bin/chromium")
     import plotly.graph_objects as go
     figure = go.Figure(go.Heatmap(z=[[0.1, 0.9], [0.7, 0.3]]))
+    start = time.monotonic()
     data = png.render(figure.to_json(), 300, 200, timeout_s=180)
+    first = time.monotonic() - start
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert png._child is not None and png._child.poll() is None  # kept open for the next render
+    child, start = png._child.pid, time.monotonic()
+    assert png.render(figure.to_json(), 300, 200, timeout_s=180)[:8] == b"\x89PNG\r\n\x1a\n"
+    second = time.monotonic() - start
+    # issue 10, item 6: later PNGs reuse the open browser (0.5 s on an idle machine; the first starts it, ~5 s)
+    assert png._child.pid == child and second < first, (first, second)
