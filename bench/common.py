@@ -75,6 +75,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_bf16() -> str:
+    """The CPU flags that make bf16 matrix products fast (AVX512-BF16, AMX), '' when there are none."""
+    try:
+        flags = next((line.split(":", 1)[1].split() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("flags")), [])
+    except OSError:
+        flags = []
+    return " ".join(f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags)
+
+
 def git_commit(short: bool = True) -> str:
     """The checked-out commit, with '+dirty' when tracked files differ from it (benchmarks of edits stay honest)."""
     try:

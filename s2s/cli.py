@@ -16,12 +16,18 @@ from .files import atomic_write
 from .recipe import Recipe
 
 
-def load_translator(spec: str, device: str = "auto", revision: str | None = None) -> Translator:
-    """A local checkpoint folder, or a Hub repo id (user/repo or https://huggingface.co/user/repo)."""
+def load_translator(spec: str, device: str = "auto", revision: str | None = None,
+                    quantize: bool = False) -> Translator:
+    """A local checkpoint folder, or a Hub repo id (user/repo or https://huggingface.co/user/repo).
+    quantize: int8 Linear weights for CPU serving (api.quantize_int8)."""
     if Path(spec).is_dir():
-        return Translator.load(spec, device=device)
+        return Translator.load(spec, device=device, quantize=quantize)
+    from .api import quantize_int8
     from .hub import load
-    return load(spec, revision=revision, device=device)
+    translator = load(spec, revision=revision, device=device)
+    if quantize:
+        translator.model = quantize_int8(translator.model)
+    return translator
 
 
 def _options(args) -> DecodeOptions:
@@ -54,7 +60,7 @@ def read_lines(path: str | None) -> list[str]:
 def cmd_translate(args) -> int:
     options = _options(args)
     options.validate()
-    translator = load_translator(args.model, args.device, args.revision)
+    translator = load_translator(args.model, args.device, args.revision, quantize=args.quantize)
     lines = read_lines(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -136,7 +142,7 @@ def cmd_data(args) -> int:
 def cmd_evaluate(args) -> int:
     from .evaluate import evaluate, test_pairs, update_card_metrics
 
-    translator = load_translator(args.model, args.device)
+    translator = load_translator(args.model, args.device, quantize=args.quantize)
     recipe = None
     training_file = Path(args.model) / "training.json"
     if training_file.is_file():  # the split a model was trained with decides what its test set is
@@ -221,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     t.add_argument("--json", action="store_true", help="one JSON trace (with attention) per line")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    t.add_argument("--quantize", action="store_true", help="int8 Linear weights (CPU serving; see bench/README.md)")
     t.set_defaults(func=cmd_translate)
 
     tr = sub.add_parser("train", help="train from a recipe in configs/")
@@ -253,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write the scores here")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model card")
     e.add_argument("--device", default="auto")
+    e.add_argument("--quantize", action="store_true", help="int8 Linear weights (CPU serving; see bench/README.md)")
     e.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("push", help="upload a checkpoint folder to the Hub with a model card")

@@ -313,7 +313,7 @@ class Trainer:
         self.model.train()
         mine, weight = distributed.shard(examples, self.group)
         batch = data_mod.make_batch(mine, PAD_ID, BOS_ID, EOS_ID).to(self.device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=self.use_amp):
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
             loss = self.loss(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out,
                              label_smoothing=self.recipe.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)

@@ -250,3 +250,15 @@ def test_coverage_penalty_reranks_finished_hypotheses_only_when_set(translator):
         assert with_cov.nbest[0].score <= zero.nbest[0].score + 1e-6
     with pytest.raises(ValueError, match="coverage penalty"):
         DecodeOptions(method="beam", coverage_penalty=-1.0).validate()
+
+
+def test_int8_quantization_is_a_copy_that_decodes_through_the_same_step(tiny_checkpoint):
+    translator = Translator.load(tiny_checkpoint, device="cpu")
+    quantized = Translator.load(tiny_checkpoint, device="cpu", quantize=True)
+    assert type(translator.model.W_s) is torch.nn.Linear and type(quantized.model.W_s) is not torch.nn.Linear
+    for options in (DecodeOptions(), DecodeOptions(method="beam", beam_size=3)):
+        trace = quantized.translate(SENTENCES[0], options)
+        assert trace.target_pieces and trace.target_pieces[-1] == "</s>"
+        np.testing.assert_allclose(np.sum(trace.attention, axis=1), 1.0, atol=1e-5)
+    stepped = quantized.stepper_decode(quantized.stepper_start(SENTENCES[0])).trace  # the Step tab: the same step
+    assert stepped.target_pieces == quantized.translate(SENTENCES[0]).target_pieces
