@@ -98,6 +98,28 @@ def test_step_round_trip(client):
     assert len(back[1]) == 2
 
 
+def test_explain_round_trip(client):
+    """Issue 14: the Explain tab's endpoints through the API (outputs in the order app.explain_tab lists them)."""
+    summary, attention, attribution, rows, scores, explained, message = client.predict(
+        MODEL, SENTENCE, "", 8, "integrated gradients", False, api_name="/explain")
+    assert "agree on the most important source piece for" in summary and explained and message == ""
+    ticks = json.loads(attribution["plot"])["layout"]["xaxis"]["ticktext"]
+    assert ticks == json.loads(attention["plot"])["layout"]["xaxis"]["ticktext"] and ticks[-1] == "&lt;/s&gt;"
+    assert rows["headers"][3] == "agree" and {r[3] for r in rows["data"]} <= {"✓", "✗"}
+    words = client.predict("gradient × input", True, api_name="/explain_views")  # same session: no recomputing
+    assert "source word for" in words[0] and "gradient × input" in words[0]
+    scored = client.predict(MODEL, SENTENCE, "Eine Frau sitzt an einer Bar.", 8, "integrated gradients", False,
+                            api_name="/explain")
+    assert "Score of the translation given" in scored[0]
+    figure, note = client.predict(MODEL, SENTENCE, "", api_name="/state_trajectories")
+    assert "never on the sentence shown" in note and figure["type"] == "plotly"
+    *plots, table, note = client.predict(SENTENCE, False, api_name="/compare_attention_scores")
+    assert len(plots) == 3 and "None of the three" in note  # the app server bundles no score models
+    from gradio_client.exceptions import AppError
+    with pytest.raises(AppError, match="steps K must be between 4 and 64"):
+        client.predict(MODEL, SENTENCE, "", 1000, "integrated gradients", False, api_name="/explain")
+
+
 def test_fine_tune_round_trip_adds_model_to_this_session_only(client, server, pairs):
     text = "\n".join(f"{s}\t{t}" for s, t in pairs[20:40])
     status, loss, table, bleu, picker, base_picker, archive = client.predict(
