@@ -116,6 +116,22 @@ def test_the_model_own_translation_agrees_with_its_greedy_choices(translator, at
     assert attribution.greedy_ids.tolist() == attribution.target_ids
 
 
+@pytest.mark.parametrize("config", [dict(rnn="gru", input_feeding=True), dict(num_layers=2, attention="additive"),
+                                    dict(bidirectional=False, attention="dot")])
+def test_other_architectures_are_complete_and_score_like_forced_decoding(config):
+    torch.manual_seed(0)
+    model = Seq2Seq(Config(src_vocab_size=30, tgt_vocab_size=30, emb_size=16, encoder_hidden_size=16,
+                           hidden_size=16, dropout=0.0, **config)).eval()
+    source, target = [5, 6, 7, 8, 3], [9, 10, 11, 3]
+    result = explain.attribute(model, source, target, steps=64)
+    np.testing.assert_allclose(result.integrated.sum(1), 1.0, atol=1e-5)
+    assert result.completeness_error.max() < COMPLETENESS_TOLERANCE
+    with torch.inference_mode():
+        memory, state = model.encode(torch.tensor([source]), torch.tensor([len(source)]))
+        forced = search.decode(model, memory, state, torch.tensor([len(target)]), prefixes=[target])[0]
+    np.testing.assert_allclose(result.step_logprobs, forced.step_logprobs, atol=1e-5)
+
+
 def test_agreement_and_js_distance():
     p = np.array([[0.7, 0.2, 0.1], [0.5, 0.5, 0.0]])
     same = explain.agreement(p, p)
