@@ -730,6 +730,16 @@ def explain_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNam
                                   [*compare_plots, compare_table, compare_note], api_name="compare_attention_scores",
                                   show_progress_on=[compare_note], **limits),
                 compare_note, [*compare_plots, compare_table], session_state)
+
+    def on_model_changed(shown_translation: str) -> dict:
+        """Another model: the old model's maps and trajectories go (the three-score comparison stays)."""
+        note = "The model changed: press Explain again to see the new model's maps." if shown_translation else ""
+        return {summary: "", attention: None, attribution: None, rows: None, scores: None, trajectories: None,
+                trajectories_note: "", result: None, explained: "", message: note}
+
+    model_picker.change(on_model_changed, explained, [*views, trajectories, trajectories_note, result, explained,
+                                                      message], api_name="explain_reset", api_visibility="private",
+                        queue=False)
     return SimpleNamespace(source=source)
 
 
@@ -752,7 +762,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             translate = translate_tab(model, session)
             step = step_tab(model, session)
-            explain_tab(model, session)
+            explain = explain_tab(model, session)
             fine_tune = fine_tune_tab(model, session, menu)
             about = model_tab(model, fine_tune.base_picker, session)
 
@@ -774,6 +784,9 @@ def build_demo() -> gr.Blocks:
         # the Step tab starts from the sentence the Translate tab's heatmap shows
         translate.trace.change(None, translate.trace, step.source, js="(trace) => trace ? trace.source : ''",
                                api_name="step_from_translate", api_visibility="private", queue=False)
+        # and so does the Explain tab
+        translate.trace.change(None, translate.trace, explain.source, js="(trace) => trace ? trace.source : ''",
+                               api_name="explain_from_translate", api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

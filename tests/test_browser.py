@@ -473,3 +473,15 @@ def test_issue14_explain_tab_attribution_beside_attention(browser, server, check
             tab.locator("#explain-message").get_by_text("Type a sentence first").wait_for()
         finally:
             tab.context.close()
+
+
+def test_issue14_explain_starts_from_the_translated_sentence_and_clears_on_model_change(fresh):
+    translate(fresh, PLAIN)
+    fresh.get_by_role("tab", name="Explain").click()
+    assert fresh.locator("#explain-source textarea").input_value() == PLAIN
+    fresh.locator("#explain-btn").click()
+    fresh.locator("#explain-summary").get_by_text("agree on the most important source").wait_for()
+    fresh.locator("#model-picker input").click()
+    fresh.get_by_role("option", name=f"English → German · {APP_MODELS[1]}").click()
+    fresh.locator("#explain-message").get_by_text("The model changed").wait_for()
+    assert fresh.locator("#explain-translation textarea").input_value() == ""
