@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import shutil
@@ -280,6 +281,18 @@ def test_export_writes_csv_json_html_at_once_and_reports_png(session, monkeypatc
     assert not list(Path(result["files"][0]).parent.glob(".*.tmp"))  # atomic: no leftovers
     with pytest.raises(service.UserError):
         service.export_trace(None, False, session)
+
+
+def test_export_without_a_session_keeps_its_files(session, monkeypatch):
+    """Called from Python with no session, the files stay for the caller (a throwaway session deleted them)."""
+    trace = service.translate(MODEL, SENTENCE, session=session)["trace"]
+    monkeypatch.setattr(service_translation, "png_bytes", lambda figure: b"png")
+    files = service.export_trace(trace)["files"] + service.export_png(trace)["files"]
+    gc.collect()
+    assert [Path(p).name for p in files] == ["attention.csv", "trace.json", "attention.html", "attention.png"]
+    assert all(Path(p).is_file() for p in files)
+    for folder in {Path(p).parent for p in files}:
+        shutil.rmtree(folder)
 
 
 def test_exported_csv_neutralises_formula_cells(session, monkeypatch):

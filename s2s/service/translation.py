@@ -187,7 +187,7 @@ def export_trace(trace_data: dict | str | None, merge_words: bool = False, sessi
     """Attention as CSV, the trace as JSON and the heatmap as a small HTML page, at once (`export_png` makes
     the PNG: it needs a browser). Returns {"files": [paths], "message": markdown}."""
     trace = _exportable(trace_data)
-    folder = Path(tempfile.mkdtemp(prefix="export-", dir=(session or Session()).files()))
+    folder = _export_folder(session)
     view = plots.attention_view(trace, merge_words)
     table = io.StringIO()
     writer = csv.writer(table)
@@ -207,7 +207,7 @@ def export_png(trace_data: dict | str | None, merge_words: bool = False, session
     PNG failing is reported in the message, never raised: the other formats are already there.
     """
     trace = _exportable(trace_data)
-    folder = Path(tempfile.mkdtemp(prefix="export-", dir=(session or Session()).files()))
+    folder = _export_folder(session)
     try:
         path = atomic_write(folder / "attention.png", png_bytes(plots.export_figure(trace, merge_words)))
     except Exception as err:  # kaleido missing, or no Chrome to drive
@@ -217,6 +217,12 @@ def export_png(trace_data: dict | str | None, merge_words: bool = False, session
             f"executable): {md(str(err).splitlines()[0] if str(err) else type(err).__name__)}. The HTML file "
             "has the same figure, and its toolbar can save a PNG."))
     return dict(files=[str(path)], message="Exported attention.png.")
+
+
+def _export_folder(session: Session | None) -> Path:
+    """A new folder for one export: in the session's folder (deleted with the session), or, called from
+    Python without a session, in the system's temporary folder (the caller's to keep or delete)."""
+    return Path(tempfile.mkdtemp(prefix="export-", dir=session.files() if session else None))
 
 
 def _exportable(trace_data: dict | str | None) -> Trace:
