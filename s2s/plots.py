@@ -60,11 +60,15 @@ def label(piece: str) -> str:
 def _figure(traces: Sequence[dict], title: str, height: int, **layout) -> go.Figure:
     """A whole figure in one constructor call: each fig.update_* / add_* call re-validates the figure and
     costs milliseconds, which adds up to most of a translation's time in the app. The title reserves its own
-    room (automargin), so axis labels at the top never run into it, however narrow the screen."""
+    room (automargin), so axis labels at the top never run into it, however narrow the screen.
+
+    _validate=False: plotly's validation of every property (and its deep copies) was 70% of a Step-tab click
+    and most of a translation's figure cost; the properties here are fixed by this module and tested
+    (tests/test_plots.py checks figures against plotly's schema)."""
     return go.Figure(data=list(traces), layout=dict(
         title=dict(text=title, x=0.01, xanchor="left", y=1, yref="container", yanchor="top", automargin=True,
                    pad=dict(t=8, b=8), font=dict(size=15)), height=height,
-        margin=dict(l=10, r=10, t=10, b=10), font=FONT, template=TEMPLATE, **layout))
+        margin=dict(l=10, r=10, t=10, b=10), font=FONT, template=TEMPLATE, **layout), _validate=False)
 
 
 def empty_figure(message: str, height: int = 260) -> go.Figure:

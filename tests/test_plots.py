@@ -168,3 +168,21 @@ def test_export_figure_carries_the_sentence_and_its_translation_on_white():
 def test_app_figures_are_see_through_for_light_and_dark_themes():
     layout = plots.attention_figure(toy_trace()).layout
     assert layout.template.layout.paper_bgcolor == plots.TRANSPARENT == layout.template.layout.plot_bgcolor
+
+
+def test_every_figure_passes_plotly_validation(tiny_checkpoint):
+    """plots builds figures with _validate=False (plotly's checks were most of a click's server time), so here
+    each kind of figure is rebuilt with validation on: a misspelt property or a bad value raises."""
+    import plotly.graph_objects as go
+
+    translator = Translator.load(tiny_checkpoint, device="cpu")
+    beam = translator.translate("A woman sits at a dark bar.", DecodeOptions(method="beam", beam_size=3, nbest=2))
+    candidates = [Candidate("</s>", 3, 0.5), Candidate("<b>x</b>", 9, 0.3)]
+    figures = [plots.attention_figure(toy_trace()), plots.attention_figure(toy_trace(), merge_words=True),
+               plots.export_figure(toy_trace()), plots.coverage_figure(toy_trace()),
+               plots.coverage_figure(toy_trace(), merge_words=True), plots.candidates_figure(candidates, chosen_id=9),
+               plots.candidates_figure([]), plots.source_attention_figure(SOURCE, ATTENTION[0]),
+               plots.beam_tree_figure(beam), plots.loss_figure([(1, 3.0), (3, 2.0)], [(3, 2.5)]),
+               plots.empty_figure("nothing")]
+    for fig in figures:
+        go.Figure(fig.to_plotly_json())  # validates every property; raises ValueError on a bad one
