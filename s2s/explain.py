@@ -68,6 +68,8 @@ def attribute(model: Seq2Seq, source_ids: Sequence[int], target_ids: Sequence[in
     """Attention, gradient × input and integrated gradients of log p(yₜ | y<ₜ, x) for every target piece."""
     if not source_ids or not target_ids:
         raise ValueError("attribution needs at least one source and one target piece")
+    if model.training:
+        raise ValueError("attribution needs the model in eval mode (dropout would make every point random)")
     device = next(model.parameters()).device
     K = int(steps)
     src = torch.tensor([list(source_ids)], device=device)  # (1, S)
