@@ -153,8 +153,9 @@ def attention_figure(trace: Trace, merge_words: bool = False, title: str | None 
     unit = "words" if view.merged else "pieces"
     hover = [[f"target: {label(tgt)}<br>source: {label(src)}" for src in view.source_labels]
              for tgt in view.target_labels]
+    # α to 3 decimals, as the hover shows it: a third of the figure's JSON (full floats) for no visible change
     heatmap = dict(
-        type="heatmap", z=view.matrix, x=list(range(len(view.source_labels))),
+        type="heatmap", z=[[round(a, 3) for a in row] for row in view.matrix], x=list(range(len(view.source_labels))),
         y=list(range(len(view.target_labels))), text=hover, hovertemplate="%{text}<br>α = %{z:.3f}<extra></extra>",
         zmin=0.0, zmax=1.0, colorscale=ALPHA_COLORS, colorbar=dict(title=dict(text="α"), thickness=12), xgap=1, ygap=1)
     rows = len(view.target_labels)
