@@ -37,7 +37,8 @@ from .model import DecoderState, Memory, Seq2Seq
 from .plots import attention_view
 from .trace import Trace
 
-DEFAULT_STEPS = 24  # integrated gradients' K: the completeness gap is below 1% of |f(x) − f(e′)| on bundled models
+DEFAULT_STEPS = 24  # integrated gradients' K. On the everyday set a sentence's largest completeness gap averages
+# 0.01-0.04 nats for rows whose log p moves ~5 nats (bench/explain.py --agreement); 20 × 16 pieces take < 1 s
 ROWS_PER_PASS = 16  # target rows per vmapped encoder backward pass: bounds memory at rows × (K+1) × S × 4H floats
 
 
