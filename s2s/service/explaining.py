@@ -124,8 +124,12 @@ def summary_markdown(result: dict, agree: explain.Agreement, second: explain.Agr
 
 # ---------------------------------------------------------------------- state trajectories
 def _folder(model: str, session: Session | None) -> Path | None:
+    """Where the model's state projection may be cached: a bundled or fine-tuned model's checkpoint folder;
+    None (memory only) for a Hub model, whose folder is the shared Hugging Face cache."""
     own = (session or Session()).models.get(model)
-    return own.folder if own is not None else _local_models().get(model)
+    if own is None:
+        return _local_models().get(model)
+    return own.folder if own.archive is not None else None
 
 
 @gpu()
