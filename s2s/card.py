@@ -139,9 +139,16 @@ def _model_section(config: Config) -> str:
     return f"""
 ## Model
 
-{architecture(config)}. Score eₜᵢ = h̄ᵢᵀ W_a hₜ ("general", Luong et al. 2015) or as configured; αₜ = softmax(eₜ);
+{architecture(config)}. Score {SCORES[config.attention]}; αₜ = softmax(eₜ);
 h̃ₜ = tanh(W_c [aₜ; hₜ]).
 """
+
+
+SCORES = {  # the card's equation for each attention score of s2s/attention.py
+    "general": 'eₜᵢ = h̄ᵢᵀ W_a hₜ ("general", Luong et al. 2015)',
+    "dot": 'eₜᵢ = h̄ᵢᵀ hₜ ("dot", Luong et al. 2015)',
+    "additive": 'eₜᵢ = vᵀ tanh(W₁h̄ᵢ + W₂hₜ) ("additive", Bahdanau et al. 2015)',
+}
 
 
 def _training_section(config: Config, training: dict, base_model: str | None, fine_tune: dict | None) -> str:

@@ -21,3 +21,11 @@ def test_tatoeba_card_keeps_its_french_attribution():
     config = Config(src_lang="en", tgt_lang="fr")
     text = model_card(config, {"recipe": {"name": "en-fr-tatoeba", "corpus": "tatoeba"}, "state": {}})
     assert "English–French sentence pairs" in text and "2017-09-29" in text
+
+
+def test_card_writes_the_equation_of_the_models_own_attention_score():
+    equations = {"general": "h̄ᵢᵀ W_a hₜ", "dot": "h̄ᵢᵀ hₜ (", "additive": "vᵀ tanh(W₁h̄ᵢ + W₂hₜ)"}
+    for kind, equation in equations.items():
+        text = model_card(Config(attention=kind, encoder_hidden_size=128, hidden_size=256), {"state": {}})
+        assert f"**{kind}** attention" in text and f"eₜᵢ = {equation}" in text
+        assert not [other for other, eq in equations.items() if other != kind and f"eₜᵢ = {eq}" in text]
