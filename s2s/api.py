@@ -241,19 +241,35 @@ class Translator:
         before). Without it (or for another sentence or model), the sentence is encoded and decoded from <s>.
         """
         prefix, path = list(stepper.target_ids), kept.path if kept else None
-        if path is None or path.model() is not self.model or path.source != stepper.source:
+        if self._shared_pieces(stepper, kept) < 0:
             src_ids, notice = self.encode_source(stepper.source)
             memory, state, _ = self._encode_batch([src_ids])
             empty = search.Decoded(ids=[], alpha=np.zeros((0, len(src_ids)), np.float32), step_logprobs=[],
                                    top_ids=np.zeros((0, CANDIDATES), np.int64),
                                    top_probs=np.zeros((0, CANDIDATES), np.float32))
             path = StepPath(weakref.ref(self.model), stepper.source, src_ids, notice, memory, (state,), empty, 0)
-        ids = path.decoded.ids
-        if ids[:len(prefix)] == prefix and path.greedy_from <= len(prefix) and kept is not None and kept.path is path:
+        same = self._shared_pieces(stepper, kept) if kept is not None and kept.path is path else 0
+        if same > len(prefix):
             return kept
-        same = next((t for t, (a, b) in enumerate(zip(ids, prefix)) if a != b), min(len(ids), len(prefix)))
         same = min(same, len(path.states) - 1)  # resume where a kept state exists
         return self._resume(path, same, prefix[same:])
+
+    def stepper_reuse(self, stepper: StepperState, kept: Sequence[Continuation]) -> Continuation | None:
+        """Of earlier continuations, the one to pass to `stepper_decode` as `kept`: one that continues this
+        prefix as it is, else the one sharing the longest prefix with it; None when none is of this sentence
+        and model. (Keeping two lets Back after a Force return to the continuation before it for free.)"""
+        best = max(kept, key=lambda c: self._shared_pieces(stepper, c), default=None)
+        return best if best is not None and self._shared_pieces(stepper, best) >= 0 else None
+
+    def _shared_pieces(self, stepper: StepperState, kept: Continuation | None) -> int:
+        """How many leading pieces of the stepper's prefix `kept` decoded; len(prefix) + 1 when it continues the
+        whole prefix greedily (usable as it is); -1 when it is of another sentence or model."""
+        path = kept.path if kept else None
+        if path is None or path.model() is not self.model or path.source != stepper.source:
+            return -1
+        ids, prefix = path.decoded.ids, stepper.target_ids
+        same = next((t for t, (a, b) in enumerate(zip(ids, prefix)) if a != b), min(len(ids), len(prefix)))
+        return same + 1 if same == len(prefix) and path.greedy_from <= len(prefix) else same
 
     def _resume(self, path: StepPath, steps: int, forced: list[int]) -> Continuation:
         """Greedy decoding from the kept state after `steps` pieces of `path`, forcing `forced` first."""

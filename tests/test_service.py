@@ -376,8 +376,11 @@ def test_next_is_not_a_replay(session, monkeypatch):
         assert calls == {"step": 0, "encode": 0}
     calls.update(step=0, encode=0)
     forced = service.step_force(view["state"], view["choices"][1][1], session, exact=True)
-    assert calls["encode"] == 0 and calls["step"] == len(session.stepping.ids) - 3  # steps 4.. only
-    assert forced["state"]["target_ids"] == session.stepping.ids[:4]
+    assert calls["encode"] == 0 and calls["step"] == len(session.stepping[0].ids) - 3  # steps 4.. only
+    assert forced["state"]["target_ids"] == session.stepping[0].ids[:4]
+    calls.update(step=0, encode=0)
+    back = service.step_back(forced["state"], session)  # back to the continuation kept from before the Force
+    assert calls == {"step": 0, "encode": 0} and back["state"] == view["state"]
     assert service.step_next(view["state"], None)["state"] == service.step_next(view["state"], session)["state"]
 
 

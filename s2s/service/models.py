@@ -64,11 +64,11 @@ class Session:
     removed: dict[str, str] = field(default_factory=dict)  # models the server took back -> why
     error: str = ""  # the last refused request's message, until the app shows it next to its control
     last_used: float = field(default_factory=retention.clock)
-    # The Step tab's last decode with its decoder states (api.Continuation): the next click resumes from it
-    # instead of replaying the sentence. A cache only: the tab's state dict (which a client sends back) says
-    # what the prefix is; a continuation that does not fit it is not used.
-    # About 4 KB per source piece and 4 KB per target piece (~0.2 MB for a 15-word sentence), one per session.
-    stepping: Continuation | None = None
+    # The Step tab's last two decodes with their decoder states (api.Continuation), newest first: the next
+    # click resumes from them instead of replaying the sentence. A cache only: the tab's state dict (which a
+    # client sends back) says what the prefix is; a continuation that does not fit it is not used.
+    # About 4 KB per source piece and 4 KB per target piece each (~0.2 MB for a 15-word sentence).
+    stepping: tuple[Continuation, ...] = ()
 
     def files(self) -> Path:
         """This session's temporary folder (made on first use)."""

@@ -5,8 +5,8 @@ shows comes from one greedy continuation of the prefix chosen so far (`Translato
 step's candidates, the attention so far and the "if the model went on" text at once. The session keeps that
 continuation with its decoder states (`Session.stepping`), so a click decodes only what is new: Next and
 Run to end decode nothing (the greedy continuation already holds the next piece), Force and Back resume from
-the kept state at the piece that changed, and only Start (or a state the session did not make) encodes the
-sentence.
+the kept state at the piece that changed (Back after a Force returns to the continuation kept from before
+it), and only Start (or a state the session did not make) encodes the sentence.
 """
 from __future__ import annotations
 
@@ -122,9 +122,10 @@ def _stepper(step_state: dict | None, session: Session | None) -> tuple[Translat
 
 def _decode(translator: Translator, stepper: StepperState, session: Session | None) -> Continuation:
     """The greedy continuation of the stepper's prefix, resumed from what the session kept (see the top)."""
-    continuation = translator.stepper_decode(stepper, kept=session.stepping if session else None)
-    if session is not None:
-        session.stepping = continuation
+    kept = translator.stepper_reuse(stepper, session.stepping) if session else None
+    continuation = translator.stepper_decode(stepper, kept=kept)
+    if session is not None:  # the newest first; the one before it stays for a Back after a Force
+        session.stepping = (continuation, *(c for c in session.stepping if c is not continuation))[:2]
     return continuation
 
 
