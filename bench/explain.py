@@ -41,7 +41,7 @@ COST_PIECES = 20
 
 
 def cost(args) -> None:
-    translator = Translator.load(REPO / "checkpoints" / args.cost_model, device="cpu")
+    translator = Translator.load(args.checkpoints / args.cost_model, device="cpu")
     cfg = translator.config
     pairs = read_everyday(cfg.src_lang, cfg.tgt_lang)
     sentence, reference = next((s, t) for s, t in pairs if len(translator.encode_source(s)[0]) == COST_PIECES)
@@ -81,10 +81,10 @@ Load average at the end: {' '.join(result['load_average'])}.
 
 def agreement(args) -> None:
     torch.set_num_threads(args.threads)
-    names = [n for n in (args.models or BUNDLED) if (REPO / "checkpoints" / n / "config.json").is_file()]
+    names = [n for n in (args.models or BUNDLED) if (args.checkpoints / n / "config.json").is_file()]
     results = {}
     for name in names:
-        translator = Translator.load(REPO / "checkpoints" / name, device="cpu")
+        translator = Translator.load(args.checkpoints / name, device="cpu")
         src, tgt = translator.source_tokenizer, translator.target_tokenizer
         lines = (EVERYDAY_DIR / f"everyday.{translator.config.src_lang}").read_text(encoding="utf-8").splitlines()
         pooled = {key: [] for key in ("ig_piece", "gi_piece", "ig_word", "gi_word")}
@@ -132,7 +132,7 @@ def fit_pca(args) -> None:
     from s2s.service.explaining import _pair_encoder
     torch.set_num_threads(args.threads)
     for name in args.models or BUNDLED:
-        folder = REPO / "checkpoints" / name
+        folder = args.checkpoints / name
         if not (folder / "config.json").is_file():
             continue
         translator = Translator.load(folder, device="cpu")
@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agreement", action="store_true")
     parser.add_argument("--pca", action="store_true")
     parser.add_argument("--models", nargs="*", help=f"checkpoint folder names (default: {' '.join(BUNDLED)})")
+    parser.add_argument("--checkpoints", type=Path, default=REPO / "checkpoints",
+                        help="folder of checkpoint folders (default: checkpoints/)")
     parser.add_argument("--cost-model", default="en-de")
     parser.add_argument("--steps", type=int, default=explain.DEFAULT_STEPS)
     parser.add_argument("--repeats", type=int, default=5)
