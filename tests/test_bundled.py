@@ -63,7 +63,7 @@ def test_bundled_model_is_named_by_direction_and_domain_and_has_its_own_examples
     config = json.loads((ROOT / "checkpoints" / name / "config.json").read_text(encoding="utf-8"))
     src, tgt = LANGUAGES[config["src_lang"]], LANGUAGES[config["tgt_lang"]]
     label = dict((value, text) for text, value in service.model_menu())[name]
-    direction, _, domain = label.partition(" · ")
+    direction, domain = label.split(" · ")[:2]
     assert direction == f"{src} → {tgt}" and domain in DOMAINS.values(), label  # a domain, not the folder name
     overview = service.model_overview(name)
     assert "trained on" in overview["summary"], overview["summary"]  # what it learnt from, in words

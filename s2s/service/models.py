@@ -33,6 +33,7 @@ LANGUAGES = dict(en="English", de="German", fr="French", cs="Czech", es="Spanish
 DEFAULT_MODEL = "en-de"  # the app opens on it when it is bundled
 # what a bundled model was trained on (training.json's recipe corpus), as the model picker names it
 DOMAINS = dict(mixed="everyday", multi30k="captions", tatoeba="Tatoeba")
+SMALL_BELOW = 512  # a bundled model with a smaller decoder is labelled "small", with its attention score
 TRAINED_ON = dict(mixed="everyday sentences (Tatoeba) and image captions (Multi30k)",
                   multi30k="image captions only (Multi30k)", tatoeba="everyday sentences (Tatoeba)")
 
@@ -150,7 +151,10 @@ def model_label(name: str, session: Session | None = None) -> str:
         return f"{name} (Hub)"
     config, recipe = _read_json(folder / "config.json"), _recipe(folder)
     domain = DOMAINS.get(str(recipe.get("corpus", "")).lower(), name)
-    return f"{_direction(config.get('src_lang', '?'), config.get('tgt_lang', '?'))} · {domain}"
+    label = f"{_direction(config.get('src_lang', '?'), config.get('tgt_lang', '?'))} · {domain}"
+    if int(config.get("hidden_size", SMALL_BELOW) or 0) < SMALL_BELOW:  # e.g. the attention-score comparison models
+        label += f" · small, {config.get('attention', '?')} attention"
+    return label
 
 
 def _direction(src: str, tgt: str) -> str:
