@@ -64,6 +64,8 @@ def test_bundled_model_is_named_by_direction_and_domain_and_has_its_own_examples
     src, tgt = LANGUAGES[config["src_lang"]], LANGUAGES[config["tgt_lang"]]
     label = dict((value, text) for text, value in service.model_menu())[name]
     direction, domain = label.split(" · ")[:2]
+    if config["hidden_size"] < 512:  # the attention-score models beside the full-size en-de
+        assert label.endswith(f" · small, {config['attention']} attention"), label
     assert direction == f"{src} → {tgt}" and domain in DOMAINS.values(), label  # a domain, not the folder name
     overview = service.model_overview(name)
     assert "trained on" in overview["summary"], overview["summary"]  # what it learnt from, in words

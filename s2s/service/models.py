@@ -33,7 +33,6 @@ LANGUAGES = dict(en="English", de="German", fr="French", cs="Czech", es="Spanish
 DEFAULT_MODEL = "en-de"  # the app opens on it when it is bundled
 # what a bundled model was trained on (training.json's recipe corpus), as the model picker names it
 DOMAINS = dict(mixed="everyday", multi30k="captions", tatoeba="Tatoeba")
-SMALL_BELOW = 512  # a bundled model with a smaller decoder is labelled "small", with its attention score
 TRAINED_ON = dict(mixed="everyday sentences (Tatoeba) and image captions (Multi30k)",
                   multi30k="image captions only (Multi30k)", tatoeba="everyday sentences (Tatoeba)")
 
@@ -136,7 +135,19 @@ def model_menu(session: Session | None = None) -> list[tuple[str, str]]:
     direction and what the model knows, e.g. "English → German · everyday"; a repeated label gets the name."""
     names = model_choices(session)
     labels = [model_label(name, session) for name in names]
+    sizes = [_hidden_size(name) for name in names]
+    for i, name in enumerate(names):  # a smaller model beside a bigger one of the same label, e.g. the
+        peers = [sizes[j] for j, label in enumerate(labels) if label == labels[i]]  # attention-score models
+        if 0 < sizes[i] < max(peers):
+            labels[i] += f" · small, {_read_json(_local_models()[name] / 'config.json').get('attention')} attention"
     return [(label if labels.count(label) == 1 else f"{label} ({name})", name) for label, name in zip(labels, names)]
+
+
+def _hidden_size(name: str) -> int:
+    """A bundled model's decoder size from its config.json (0 for a session's or a Hub model)."""
+    folder = _local_models().get(name)
+    size = _read_json(folder / "config.json").get("hidden_size") if folder is not None else 0
+    return size if isinstance(size, int) else 0
 
 
 def model_label(name: str, session: Session | None = None) -> str:
@@ -151,10 +162,7 @@ def model_label(name: str, session: Session | None = None) -> str:
         return f"{name} (Hub)"
     config, recipe = _read_json(folder / "config.json"), _recipe(folder)
     domain = DOMAINS.get(str(recipe.get("corpus", "")).lower(), name)
-    label = f"{_direction(config.get('src_lang', '?'), config.get('tgt_lang', '?'))} · {domain}"
-    if int(config.get("hidden_size", SMALL_BELOW) or 0) < SMALL_BELOW:  # e.g. the attention-score comparison models
-        label += f" · small, {config.get('attention', '?')} attention"
-    return label
+    return f"{_direction(config.get('src_lang', '?'), config.get('tgt_lang', '?'))} · {domain}"
 
 
 def _direction(src: str, tgt: str) -> str:
