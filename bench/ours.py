@@ -301,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     d = sub.add_parser("decode", help="batch-1 latency and batched throughput on a Multi30k test set")
-    d.add_argument("--model", required=True)
-    d.add_argument("--data", default=str(MULTI30K))
-    d.add_argument("--test", default="test_2016_flickr")
+    st = sub.add_parser("step", help="the Step tab's server time per click (service call and figure JSON)")
+    for p in (d, st):  # both read sentences of a Multi30k test set
+        p.add_argument("--model", required=True)
+        p.add_argument("--data", default=str(MULTI30K))
+        p.add_argument("--test", default="test_2016_flickr")
     d.add_argument("--sentences", type=int, default=0, help="first N sentences only (0 = all)")
     d.add_argument("--beam", type=int, default=5)
     d.add_argument("--batch-size", type=int, default=64)
@@ -316,10 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--warmup", type=int, default=10, help="updates left out of the rate")
     t.add_argument("--bf16", action="store_true", help="bf16 autocast (automatic on CUDA; on a CPU only with "
                    "AVX512-BF16 or AMX, refused otherwise)")
-    st = sub.add_parser("step", help="the Step tab's server time per click (service call and figure JSON)")
-    st.add_argument("--model", required=True)
-    st.add_argument("--data", default=str(MULTI30K))
-    st.add_argument("--test", default="test_2016_flickr")
     st.add_argument("--words", type=int, default=15, help="sentences of exactly this many words")
     st.add_argument("--sentences", type=int, default=20)
     for p in (d, t, st):
