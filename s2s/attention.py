@@ -16,6 +16,14 @@ import torch
 from torch import Tensor, nn
 
 
+# kind -> (its score as written in model cards and the Explain tab, where it comes from)
+SCORES = {
+    "general": ("eₜᵢ = h̄ᵢᵀ W_a hₜ", "Luong et al. 2015"),
+    "dot": ("eₜᵢ = h̄ᵢᵀ hₜ", "Luong et al. 2015"),
+    "additive": ("eₜᵢ = vᵀ tanh(W₁h̄ᵢ + W₂hₜ)", "Bahdanau et al. 2015"),
+}
+
+
 class Attention(nn.Module):
     def __init__(self, kind: str, memory_size: int, query_size: int) -> None:
         super().__init__()

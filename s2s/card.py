@@ -10,6 +10,7 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .attention import SCORES
 from .checkpoint import CARD_FILE, CONFIG_FILE, TRAINING_FILE
 from .config import Config
 from .files import atomic_write
@@ -139,16 +140,14 @@ def _model_section(config: Config) -> str:
     return f"""
 ## Model
 
-{architecture(config)}. Score {SCORES[config.attention]}; αₜ = softmax(eₜ);
+{architecture(config)}. Score {_score(config.attention)}; αₜ = softmax(eₜ);
 h̃ₜ = tanh(W_c [aₜ; hₜ]).
 """
 
 
-SCORES = {  # the card's equation for each attention score of s2s/attention.py
-    "general": 'eₜᵢ = h̄ᵢᵀ W_a hₜ ("general", Luong et al. 2015)',
-    "dot": 'eₜᵢ = h̄ᵢᵀ hₜ ("dot", Luong et al. 2015)',
-    "additive": 'eₜᵢ = vᵀ tanh(W₁h̄ᵢ + W₂hₜ) ("additive", Bahdanau et al. 2015)',
-}
+def _score(kind: str) -> str:
+    equation, source = SCORES[kind]
+    return f'{equation} ("{kind}", {source})'
 
 
 def _training_section(config: Config, training: dict, base_model: str | None, fine_tune: dict | None) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import explain, explain_plots, plots, trajectories
 from ..api import DecodeOptions, Translator
+from ..attention import SCORES
 from ..tokenizer import readable_text
 from .common import UserError, check_text, code, gpu, md, number
 from .models import Session, _local_models, get_translator
@@ -19,9 +20,9 @@ MAX_SOURCE_PIECES = 60  # attribution costs ~ source × target × steps; a 20 ×
 MAX_TARGET_PIECES = 80
 STEPS_RANGE = (4, 64)
 METHODS = {"integrated gradients": "integrated", "gradient × input": "gradient_input"}
-SCORE_KINDS = ("general", "dot", "additive")
+SCORE_KINDS = tuple(SCORES)  # general, dot, additive
 SCORE_MODELS = {kind: f"en-de-{kind}" for kind in SCORE_KINDS}  # bundled folders trained by configs/en-de-*.toml
-SCORE_EQUATIONS = dict(general="eₜᵢ = h̄ᵢᵀ W_a hₜ", dot="eₜᵢ = h̄ᵢᵀ hₜ", additive="eₜᵢ = vᵀ tanh(W₁h̄ᵢ + W₂hₜ)")
+SCORE_EQUATIONS = {kind: equation for kind, (equation, _) in SCORES.items()}
 METRIC_SETS = (("everyday", "everyday"), ("test_2016_flickr", "Multi30k test 2016"))
 
 
