@@ -397,7 +397,7 @@ def export_section(session_state: gr.State, merge: gr.Checkbox) -> gr.JSON:
 
 
 # ---------------------------------------------------------------------- 2. Step by step
-def step_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamespace:
+def step_tab(model_picker: gr.Dropdown, session_state: gr.State, translate_trace: gr.JSON) -> SimpleNamespace:
     with gr.Tab("Step by step", id="step") as tab:
         gr.Markdown(STEP_HELP, elem_classes="s2s-note")
         with gr.Row():
@@ -446,14 +446,17 @@ def step_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNamesp
                              [model_picker, step_state, session_state], outputs, api_name="step_model_changed",
                              api_visibility="private", **limits))
 
-    def on_tab(model, text, state, session):
-        """Opening the tab starts its sentence (the Translate tab's text) unless that is already under way."""
-        if not (text or "").strip() or (state and state.get("source") == text.strip() and state.get("model") == model):
+    def on_tab(model, text, trace, state, session):
+        """Opening the tab starts its sentence (the Translate tab's text) unless that is already under way. The
+        box is filled in the browser after a translation arrives, so a quick click may find it still empty: the
+        translation's trace then names the sentence."""
+        text = (text or "").strip() or str((trace or {}).get("source") or "").strip()
+        if not text or (state and state.get("source") == text and state.get("model") == model):
             return {}
         return start(model, text, session)
 
-    wire(tab.select(on_tab, [model_picker, source, step_state, session_state], outputs, api_name="step_tab",
-                    api_visibility="private", **limits))
+    wire(tab.select(on_tab, [model_picker, source, translate_trace, step_state, session_state], outputs,
+                    api_name="step_tab", api_visibility="private", **limits))
     return SimpleNamespace(source=source, tree_penalty=tree_penalty)
 
 
@@ -761,7 +764,7 @@ def build_demo() -> gr.Blocks:
                                       elem_classes="s2s-note")
         with gr.Tabs():
             translate = translate_tab(model, session)
-            step = step_tab(model, session)
+            step = step_tab(model, session, translate.trace)
             explain = explain_tab(model, session)
             fine_tune = fine_tune_tab(model, session, menu)
             about = model_tab(model, fine_tune.base_picker, session)
