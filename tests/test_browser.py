@@ -96,6 +96,12 @@ def translate(page, text: str) -> None:
                            "return t && t !== old; }", arg=old)
 
 
+def wait_for_value(page, selector: str, value: str) -> None:
+    """Wait until the box holds `value`: the Step and Explain tabs' boxes are filled in the browser a moment
+    after a translation arrives, so reading them at once races with that."""
+    page.wait_for_function("([sel, v]) => document.querySelector(sel).value === v", arg=[selector, value])
+
+
 def no_error_badges(page) -> bool:
     """No component is covered by gradio's red "Error" badge."""
     return page.locator("[data-testid='status-tracker'] span.error").count() == 0
@@ -393,7 +399,7 @@ def test_issue10_item8_enter_clear_step_from_translate_and_paragraphs(fresh):
     assert len(fresh.locator("#translation textarea").input_value().splitlines()) == 2  # lines kept
     fresh.get_by_role("tab", name="Step by step").click()  # it starts from the sentence the heatmap shows
     fresh.locator("#step-status").get_by_text("Step 0").wait_for()
-    assert fresh.locator("#step-source textarea").input_value() == "Two men talk."
+    wait_for_value(fresh, "#step-source textarea", "Two men talk.")
     fresh.get_by_role("tab", name="Translate").click()
     fresh.locator("#clear-btn").click()
     fresh.wait_for_function("document.querySelector('#source textarea').value === '' && "
@@ -478,7 +484,7 @@ def test_issue14_explain_tab_attribution_beside_attention(browser, server, check
 def test_issue14_explain_starts_from_the_translated_sentence_and_clears_on_model_change(fresh):
     translate(fresh, PLAIN)
     fresh.get_by_role("tab", name="Explain").click()
-    assert fresh.locator("#explain-source textarea").input_value() == PLAIN
+    wait_for_value(fresh, "#explain-source textarea", PLAIN)
     fresh.locator("#explain-btn").click()
     fresh.locator("#explain-summary").get_by_text("agree on the most important source").wait_for()
     fresh.locator("#model-picker input").click()
