@@ -152,6 +152,54 @@ class Blocks(gr.Blocks):
             raise refuse(event, f"An input of {event} has the wrong type or shape ({type(err).__name__}).") from None
 
 
+class LazyBlockConfigs(dict):
+    """A session's per-block configuration (gradio's SessionState.config_values), built for a block when it is
+    first read, and for all of them only when all are read (a deep link). Gradio builds all 170-odd of them for
+    every new session, that is for every API call made without one: ~25% of a /translate request's CPU."""
+
+    def __init__(self, blocks_config, ids) -> None:
+        super().__init__()
+        self.blocks_config, self.pending = blocks_config, dict.fromkeys(ids)
+
+    def _build(self, key) -> None:
+        if self.pending.pop(key, False) is None:
+            super().__setitem__(key, self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key]))
+
+    def __missing__(self, key):
+        self._build(key)
+        if not super().__contains__(key):
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key) -> bool:
+        return super().__contains__(key) or key in self.pending
+
+    def __setitem__(self, key, value) -> None:
+        self.pending.pop(key, None)
+        super().__setitem__(key, value)
+
+    def items(self):
+        for key in list(self.pending):
+            self._build(key)
+        return super().items()
+
+
+def lazy_session_configs() -> None:
+    """Make gradio's new sessions build their block configurations lazily (LazyBlockConfigs). Gradio's own
+    __init__ still runs, on a view of the app without blocks, so everything else it sets stays gradio's."""
+    from gradio.state_holder import SessionState
+    if getattr(SessionState, "s2s_lazy", False):
+        return
+    eager_init = SessionState.__init__
+
+    def init(self, blocks) -> None:
+        eager_init(self, SimpleNamespace(default_config=blocks.default_config, blocks={}))
+        self.config_values = LazyBlockConfigs(self.blocks_config,
+                                              [k for k in self.blocks_config.blocks if k in blocks.blocks])
+
+    SessionState.__init__, SessionState.s2s_lazy = init, True
+
+
 def _name(component) -> str:
     return str(component.label or type(component).__name__)
 
@@ -749,6 +797,7 @@ def explain_tab(model_picker: gr.Dropdown, session_state: gr.State) -> SimpleNam
 # ---------------------------------------------------------------------- the whole app
 def build_demo() -> gr.Blocks:
     """The whole app as a gr.Blocks (not launched)."""
+    lazy_session_configs()
     menu = service.model_menu()
     no_models = "" if menu else (f"_No bundled model was found in `{service.checkpoints_dir()}`: load one from "
                                  "the Hub in the Model tab._")

@@ -57,6 +57,26 @@ def test_build_demo_names_every_event_and_sets_queue_limits(app_module):
     assert by_name["fine_tune"].concurrency_limit == 1
 
 
+def test_sessions_build_block_configurations_only_when_read_and_the_same_as_gradio(app_module):
+    """Issue 13: a new session (every API call without one) no longer builds all block configurations."""
+    from gradio.state_holder import SessionState
+    demo = app_module.build_demo()
+    state = SessionState(demo)
+    assert dict.__len__(state.config_values) == 0  # nothing built yet
+    ids = [k for k in state.blocks_config.blocks if k in demo.blocks]
+    eager = {k: state.blocks_config.config_for_block(k, [], state.blocks_config.blocks[k]) for k in ids}
+    first = ids[0]
+    assert first in state.config_values and state.config_values[first] == eager[first]
+    textbox = next(k for k in ids if eager[k].get("type") == "textbox")
+    state._update_value_in_config(textbox, "changed")  # what gradio does when an event updates a value
+    assert state.config_values[textbox]["props"]["value"] == "changed"
+    eager[textbox]["props"]["value"] = "changed"
+    assert sorted(state.components, key=lambda c: c["id"]) == sorted((c for c in eager.values() if c),
+                                                                      key=lambda c: c["id"])
+    with pytest.raises(KeyError):
+        state.config_values[-1]
+
+
 def test_translate_round_trip(client):
     translation, nbest, heatmap, coverage, notes, tree, trace, sentence, message = client.predict(
         MODEL, SENTENCE, "beam", 3, 1.0, 2, 1.0, 0, 1.0, 1, False, api_name="/translate")
