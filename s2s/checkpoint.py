@@ -75,6 +75,36 @@ def write_checkpoint(folder: Path, model: Seq2Seq, source_tokenizer: Tokenizer, 
             shutil.copy2(keep_from / name, folder / name)
 
 
+def average_checkpoints(folders: list[str | Path], output: str | Path, half: bool = False) -> Path:
+    """Write the mean of the weights of `folders` (snapshots of one training run) as a checkpoint at `output`.
+
+    Averaging the last few saves of a run smooths the noise of the last updates (Vaswani et al. 2017 average
+    the last 5 or 20); it needs one architecture and one pair of tokenizers, checked here. The training record
+    is the last folder's, with the folders averaged added; the card is the last folder's."""
+    folders = [check_folder(folder) for folder in folders]
+    if len(folders) < 2:
+        raise CheckpointError("averaging needs at least two checkpoints of the same run")
+    configs = [json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8")) for folder in folders]
+    tokenizers = [((folder / SOURCE_TOKENIZER).read_bytes(), (folder / TARGET_TOKENIZER).read_bytes())
+                  for folder in folders]
+    for folder, config, pair in zip(folders[1:], configs[1:], tokenizers[1:]):
+        if config != configs[0]:
+            raise CheckpointError(f"{folder} has another architecture than {folders[0]} (config.json differs)")
+        if pair != tokenizers[0]:
+            raise CheckpointError(f"{folder} has other tokenizers than {folders[0]}: not the same run")
+    model, source, target = load_checkpoint(folders[0])
+    total = {name: value.double() for name, value in model.state_dict().items()}
+    for folder in folders[1:]:
+        for name, value in load_checkpoint(folder)[0].state_dict().items():
+            total[name] += value.double()
+    model.load_state_dict({name: (value / len(folders)).float() for name, value in total.items()})
+    last = folders[-1] / TRAINING_FILE
+    training = json.loads(last.read_text(encoding="utf-8")) if last.is_file() else {}
+    training["averaged"] = [str(folder) for folder in folders]
+    card = (folders[-1] / CARD_FILE).read_text(encoding="utf-8") if (folders[-1] / CARD_FILE).is_file() else None
+    return save_checkpoint(output, model, source, target, card=card, training=training, half=half)
+
+
 def check_folder(folder: str | Path) -> Path:
     """Raise CheckpointError unless folder has every file an s2s checkpoint needs (and no pickle only)."""
     folder = Path(folder)

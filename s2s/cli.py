@@ -178,6 +178,13 @@ def cmd_push(args) -> int:
     return 0
 
 
+def cmd_average(args) -> int:
+    from .checkpoint import average_checkpoints
+
+    print(average_checkpoints(args.models, args.output, half=args.half))
+    return 0
+
+
 MAX_BATCH_SIZE = 1024
 MAX_MINUTES = 7 * 24 * 60
 MAX_STEPS = 10**9
@@ -262,6 +269,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quantize", action="store_true", help="int8 Linear weights, to measure what CPU serving in "
                    "int8 would cost in BLEU (not used by the app: see bench/README.md)")
     e.set_defaults(func=cmd_evaluate)
+
+    a = sub.add_parser("average", help="average the weights of several saves of one training run")
+    a.add_argument("models", nargs="+", metavar="MODEL", help="checkpoint folders (same architecture, same tokenizers)")
+    a.add_argument("--output", required=True, help="the averaged checkpoint folder (written atomically)")
+    a.add_argument("--half", action="store_true", help="store fp16 weights, as the bundled models do")
+    a.set_defaults(func=cmd_average)
 
     p = sub.add_parser("push", help="upload a checkpoint folder to the Hub with a model card")
     p.add_argument("model", help="checkpoint folder")

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from s2s.api import DecodeOptions, Translator
-from s2s.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from s2s.checkpoint import CheckpointError, average_checkpoints, load_checkpoint, save_checkpoint
 
 
 def copy_of(folder, tmp_path):
@@ -199,3 +199,35 @@ def test_weights_header_is_checked_for_dtype_and_size(tiny_checkpoint, tmp_path)
     (folder / "model.safetensors").write_bytes(struct.pack("<Q", 2**40) + b"{}")
     with pytest.raises(CheckpointError, match="header"):
         load_checkpoint(folder)
+
+
+def test_averaging_two_saves_gives_the_mean_of_their_weights(tiny_checkpoint, tmp_path):
+    t = Translator.load(tiny_checkpoint, device="cpu")
+    save_checkpoint(tmp_path / "a", t.model, t.source_tokenizer, t.target_tokenizer, training={"step": 100})
+    with torch.no_grad():
+        for p in t.model.parameters():
+            p.add_(1.0)
+    save_checkpoint(tmp_path / "b", t.model, t.source_tokenizer, t.target_tokenizer, training={"step": 200})
+    average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "mean", half=True)
+    mean, _, _ = load_checkpoint(tmp_path / "mean")
+    first, _, _ = load_checkpoint(tmp_path / "a")
+    for (name, value), expected in zip(mean.state_dict().items(), first.state_dict().values()):
+        torch.testing.assert_close(value, (expected + 0.5).half().float(), rtol=0, atol=1e-2, msg=name)
+    training = json.loads((tmp_path / "mean" / "training.json").read_text())
+    assert training["step"] == 200 and len(training["averaged"]) == 2
+    assert Translator.load(tmp_path / "mean", device="cpu").translate("A dog.").translation
+
+
+def test_averaging_refuses_checkpoints_of_different_runs(tiny_checkpoint, tmp_path):
+    other = copy_of(tiny_checkpoint, tmp_path)
+    config = json.loads((other / "config.json").read_text())
+    config["dropout"] = 0.5
+    (other / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="another architecture"):
+        average_checkpoints([tiny_checkpoint, other], tmp_path / "mean")
+    with pytest.raises(CheckpointError, match="at least two"):
+        average_checkpoints([tiny_checkpoint], tmp_path / "mean")
+    assert not (tmp_path / "mean").exists()
+    done = subprocess.run([sys.executable, "-m", "s2s.cli", "average", str(tiny_checkpoint), str(tmp_path / "nope"),
+                           "--output", str(tmp_path / "mean")], capture_output=True, text=True)
+    assert done.returncode == 2 and "nope is not a folder" in done.stderr and "Traceback" not in done.stderr
