@@ -187,6 +187,8 @@ def _recipe_text(config: Config, training: dict) -> str:
     if final:
         how += (f" The run itself lasted {final['elapsed_s'] / 60:.0f} minutes ({final['step']} updates, "
                 f"stopped by {final['stop_reason']}); this checkpoint is its best by validation BLEU.")
+    if training.get("averaging"):  # written by whoever averaged the run's saves (`s2s average`)
+        how += f" Unlike a single save, {training['averaging']}."
     if recipe.get("corpus") in ("tatoeba", "pairs"):
         how += (f" Data split by source sentence (seed {recipe.get('split_seed')}): {recipe.get('n_test')} test "
                 f"and {recipe.get('n_val')} validation source sentences, each with all its translations as "
