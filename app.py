@@ -413,7 +413,7 @@ def attention_section(session_state: gr.State, message: gr.Markdown) -> SimpleNa
 
 def export_section(session_state: gr.State, merge: gr.Checkbox) -> gr.JSON:
     """Export (CSV, JSON and HTML at once, then the PNG) and the trace; returns the trace component."""
-    with gr.Accordion("Export: CSV, JSON, HTML, PNG", open=False):
+    with gr.Accordion("Export: CSV, JSON, HTML, PNG", open=False) as section:
         export_btn = gr.Button("Export the attention of this translation", elem_id="export-btn")
         files = gr.File(label="Files", file_count="multiple", interactive=False, elem_id="export-files")
         message = gr.Markdown(label="Export message", elem_id="export-message")
@@ -431,6 +431,9 @@ def export_section(session_state: gr.State, merge: gr.Checkbox) -> gr.JSON:
         return {files: [*(shown or []), *result["files"]],
                 message: "Exported attention.csv, trace.json, attention.html. " + result["message"]}
 
+    # opening the section starts the PNG renderer, so the first PNG does not wait for its browser to start
+    section.expand(service.prepare_png_export, None, None, api_name="export_prepare", api_visibility="private",
+                   queue=False)
     done = export_btn.click(on_export, [trace_json, merge, session_state], [files, message], api_name="export",
                             concurrency_limit=4, concurrency_id="export", show_progress_on=[message])
     show_errors(done, message, [files], session_state)

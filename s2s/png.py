@@ -29,6 +29,9 @@ from .deadline import DeadlineExceeded
 COMMAND = [sys.executable, "-m", "s2s.png"]  # the renderer (tests replace it)
 _LOCK = threading.Lock()  # one render at a time: the child has one browser
 _child: subprocess.Popen | None = None
+RENDERER_NICENESS = 10  # the renderer and the browser it starts (which inherits it) yield the CPU to the app
+_WARM_LOCK = threading.Lock()
+_warming: threading.Thread | None = None
 
 
 def render(figure_json: str, width: int, height: int, scale: float = 2.0, timeout_s: float = 60.0) -> bytes:
@@ -58,6 +61,26 @@ def render(figure_json: str, width: int, height: int, scale: float = 2.0, timeou
         _LOCK.release()
 
 
+def warm(timeout_s: float = 60.0) -> threading.Thread | None:
+    """Start the renderer and its browser in a background thread (a render of an empty figure), so that the
+    first real PNG does not wait for them (~5 s). None when a renderer is already running or being started.
+    A warm-up that fails is forgotten: the real render starts afresh and reports what is wrong."""
+    global _warming
+    with _WARM_LOCK:
+        if (_child is not None and _child.poll() is None) or (_warming is not None and _warming.is_alive()):
+            return None
+
+        def run() -> None:
+            try:
+                render('{"data": [], "layout": {}}', 16, 16, scale=1.0, timeout_s=timeout_s)
+            except Exception:  # noqa: BLE001 - reported by the next real render
+                pass
+
+        _warming = threading.Thread(target=run, name="s2s-png-warm", daemon=True)
+        _warming.start()
+        return _warming
+
+
 def _renderer() -> subprocess.Popen:
     global _child
     if _child is None or _child.poll() is not None:
@@ -66,6 +89,10 @@ def _renderer() -> subprocess.Popen:
         _child = subprocess.Popen(COMMAND, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                   env={**os.environ, "PYTHONPATH": path},
                                   start_new_session=True)  # its own process group: killed with its browser
+        try:  # below the app's own work: starting the browser takes seconds of CPU that translations need more
+            os.setpriority(os.PRIO_PROCESS, _child.pid, RENDERER_NICENESS)
+        except OSError:
+            pass
     return _child
 
 

@@ -88,3 +88,24 @@ def test_a_real_render_with_kaleido(monkeypatch):
     second = time.monotonic() - start
     # issue 10, item 6: later PNGs reuse the open browser (0.5 s on an idle machine; the first starts it, ~5 s)
     assert png._child.pid == child and second < first, (first, second)
+
+
+def test_warming_starts_one_renderer_in_the_background_and_the_next_render_uses_it(monkeypatch):
+    monkeypatch.setattr(png, "COMMAND", [sys.executable, "-c", ANSWERS])
+    thread = png.warm(timeout_s=30)
+    assert thread is not None
+    thread.join(30)
+    assert not thread.is_alive() and png._child is not None and png._child.poll() is None
+    child = png._child.pid
+    assert png.warm() is None  # already running: nothing more is started
+    assert png.render('{"ok": 1}', 10, 10, timeout_s=30) == b"\x89PNG fake" and png._child.pid == child
+
+
+def test_a_failed_warm_up_is_forgotten_and_the_real_render_reports(monkeypatch):
+    monkeypatch.setattr(png, "COMMAND", [sys.executable, "-c", "import sys; sys.stdin.buffer.read(8)"])
+    thread = png.warm(timeout_s=30)
+    thread.join(30)
+    assert not thread.is_alive()
+    monkeypatch.setattr(png, "COMMAND", [sys.executable, "-c", ANSWERS])
+    with pytest.raises(RuntimeError, match="no browser"):
+        png.render('{"data": []}', 10, 10, timeout_s=30)

@@ -60,7 +60,7 @@ from .models import (
 )
 from .stepping import step_back, step_force, step_model_changed, step_next, step_reset, step_run, step_start
 from .translation import attention_views, beam_tree, coverage_markdown, decode_options, export_png, export_trace, \
-    sentence_views, split_sentences, translate, translate_again
+    prepare_png_export, sentence_views, split_sentences, translate, translate_again
 
 __all__ = [
     "DecodeOptions", "MAX_EPOCHS", "MAX_FILE_BYTES", "MAX_INPUT_CHARS", "MAX_LR", "MAX_MINUTES", "MAX_PAIRS",
@@ -69,7 +69,7 @@ __all__ = [
     "score_models", "state_trajectories", "cancel_fine_tune", "checkpoints_dir", "close_session", "coverage_markdown",
     "decode_options", "default_model", "describe", "error_note", "export_png", "export_trace", "fine_tune",
     "get_translator", "load_from_hub", "model_choices", "model_label", "model_menu", "model_overview",
-    "new_cancel_token", "preload", "push_to_hub", "read_training_pairs", "sentence_views", "split_pairs",
+    "new_cancel_token", "preload", "prepare_png_export", "push_to_hub", "read_training_pairs", "sentence_views", "split_pairs",
     "split_sentences", "startup", "step_back", "step_force", "step_model_changed", "step_next", "step_reset",
     "step_run", "step_start", "translate", "translate_again",
 ]

@@ -250,6 +250,12 @@ def csv_text(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+def prepare_png_export() -> None:
+    """Someone opened the export section: start the PNG renderer in the background now, so that their first PNG
+    takes well under a second instead of the browser's start-up (~5 s). Returns at once."""
+    png.warm(timeout_s=PNG_TIMEOUT_S)
+
+
 def png_bytes(figure) -> bytes:
     """A figure as PNG within PNG_TIMEOUT_S, at the size its layout sets: s2s.png renders it in a child process
     whose browser stays open between renders (the first export starts it; later ones take well under a second)."""
