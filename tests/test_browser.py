@@ -330,8 +330,8 @@ def test_issue10_item6_export_at_once_then_the_png(fresh, server):
         fresh.wait_for_function("old => Array.from(document.querySelectorAll('#export-files a'))"
                                 ".some(a => a.href.includes('attention.png') && a.href !== old)", arg=old)
         png = time.monotonic() - start
-        assert fast < 5, fast  # CSV, JSON and HTML do not wait for the browser
-    assert png < 15, png  # the second PNG: the renderer's browser was already open (0.5 s on an idle machine)
+        assert fast < 20, fast  # CSV, JSON and HTML do not wait for the PNG (bench/export_latency.py times it)
+    assert png < 30, png  # the second PNG: the renderer's browser was already open (0.5 s on an idle machine)
     hrefs = [a.get_attribute("href") for a in files.locator("a").all()]
     assert all(any(name in h for h in hrefs) for name in ("attention.csv", "trace.json", "attention.html",
                                                           "attention.png"))
