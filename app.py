@@ -178,10 +178,29 @@ class LazyBlockConfigs(dict):
         self.pending.pop(key, None)
         super().__setitem__(key, value)
 
-    def items(self):
+    def _all(self) -> None:
         for key in list(self.pending):
             self._build(key)
+
+    def items(self):
+        self._all()
         return super().items()
+
+    def values(self):
+        self._all()
+        return super().values()
+
+    def keys(self):
+        self._all()
+        return super().keys()
+
+    def __iter__(self):
+        self._all()
+        return super().__iter__()
+
+    def __len__(self) -> int:
+        self._all()
+        return super().__len__()
 
 
 def lazy_session_configs() -> None:

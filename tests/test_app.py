@@ -75,6 +75,7 @@ def test_sessions_build_block_configurations_only_when_read_and_the_same_as_grad
                                                                       key=lambda c: c["id"])
     with pytest.raises(KeyError):
         state.config_values[-1]
+    assert len(state.config_values) == len(ids) and set(state.config_values) == set(ids)
 
 
 def test_translate_round_trip(client):
