@@ -35,8 +35,7 @@ from s2s import explain, trajectories  # noqa: E402
 from s2s.api import Translator  # noqa: E402
 from s2s.evaluate import EVERYDAY_DIR, read_everyday  # noqa: E402
 
-BUNDLED = ("en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-fr-tatoeba",
-           "en-de-general", "en-de-dot", "en-de-additive")
+BUNDLED = ("en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-de-general", "en-de-dot", "en-de-additive")
 COST_PIECES = 20
 
 

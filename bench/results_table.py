@@ -9,8 +9,7 @@ import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-fr-tatoeba", "en-de-general", "en-de-dot",
-         "en-de-additive"]
+ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-de-general", "en-de-dot", "en-de-additive"]
 TESTS = ["everyday", "tatoeba-test", "test_2016_flickr"]
 
 

@@ -14,7 +14,6 @@ PROBES = {
     "en-fr": ("My sister has two cats.", [("sœur",), ("chats",)]),
     "fr-en": ("Ma sœur a deux chats.", [("sister",), ("cats",)]),
     "en-de-multi30k": ("A man is riding a bicycle.", [("Mann",), ("Fahrrad",)]),
-    "en-fr-tatoeba": ("My sister has two cats.", [("sœur",), ("chats",)]),
     # the three small models that differ only in the attention score (issue 14)
     **{f"en-de-{score}": ("My sister has two cats.", [("Schwester",), ("Katzen",)])
        for score in ("general", "dot", "additive")},
