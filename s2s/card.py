@@ -187,6 +187,9 @@ def _recipe_text(config: Config, training: dict) -> str:
     if final:
         how += (f" The run itself lasted {final['elapsed_s'] / 60:.0f} minutes ({final['step']} updates, "
                 f"stopped by {final['stop_reason']}); this checkpoint is its best by validation BLEU.")
+    for restart in training.get("restarts", []):  # `s2s train --init-from`: no optimizer state was kept
+        how += (f" At update {restart['step']} training went on from the saved weights of {restart['from_folder']} "
+                f"with a fresh Adam at lr {restart['lr']:g}.")
     if training.get("averaging"):  # written by whoever averaged the run's saves (`s2s average`)
         how += f" Unlike a single save, {training['averaging']}."
     if recipe.get("corpus") in ("tatoeba", "pairs"):

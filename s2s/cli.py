@@ -113,7 +113,7 @@ def cmd_train(args) -> int:
         distributed.catch_stop_signals(cancel)
     try:
         out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
-                                output=args.output, data=args.data)
+                                output=args.output, data=args.data, init_from=args.init_from)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -239,7 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train from a recipe in configs/")
     tr.add_argument("--config", required=True)
     tr.add_argument("--output", help="checkpoint folder (default: the recipe's output)")
-    tr.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
+    start = tr.add_mutually_exclusive_group()
+    start.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
+    start.add_argument("--init-from", metavar="CHECKPOINT",
+                    help="continue from a checkpoint of this recipe when OUTPUT.resume is gone (weights, "
+                    "tokenizers and counters; Adam restarts at the last learning rate)")
     tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"), help="0 = no limit")
     tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"), help="0 = no limit")
     tr.add_argument("--threads", type=bounded(int, 0, MAX_THREADS, "thread count"),

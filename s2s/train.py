@@ -211,6 +211,22 @@ class Trainer:
             self.plateau.num_bad_epochs = self.state.evals_since_lr_change
         return True
 
+    def continue_from(self, start: "Start") -> None:
+        """Go on from a finished checkpoint: its counters, its last learning rate, and its own validation
+        score (measured now) as the score a new save must beat."""
+        self.state = copy.deepcopy(start.state)
+        self.state.evals_since_best = self.state.evals_since_lr_change = 0
+        for group in self.optimizer.param_groups:
+            group["lr"] = start.lr
+        if self.group.main:
+            bleu, _ = self.evaluate()
+            self.state.best_bleu, self.state.best_step = bleu, self.state.step
+            if self.save_best:  # the output holds the best so far from the start, as a new run's does
+                self.save_best(self)
+        if self.group.active:
+            self.state.best_bleu = self.group.broadcast(self.state.best_bleu)
+        self.plateau.best = self.state.best_bleu
+
     # ------------------------------------------------------------ evaluation
     def evaluate(self) -> tuple[float, float]:
         """(val BLEU with greedy decoding, val loss)."""
@@ -346,25 +362,72 @@ def _to_cpu(obj):
     return obj
 
 
+# ---------------------------------------------------------------------- continuing a finished checkpoint
+# Settings that are chosen after training (s2s.config) and may differ from the recipe's.
+DECODING_FIELDS = ("length_penalty", "coverage_penalty")
+
+
+@dataclass
+class Start:
+    """A checkpoint to continue training from: its model, tokenizers and counters, and what it says about
+    itself that stays true of the continued run (how its decoding was tuned, earlier restarts)."""
+    model: Seq2Seq
+    source: Tokenizer
+    target: Tokenizer
+    state: TrainState
+    lr: float
+    carried: dict
+
+
+def load_start(folder: str | Path, recipe: Recipe) -> Start:
+    """Read a checkpoint trained by `recipe` to continue from; ValueError if it is another architecture.
+
+    Its weights (fp16 in a bundled checkpoint) become the fp32 starting point; its counters and validation
+    history go on; Adam restarts, at the last learning rate of its history, because a checkpoint keeps no
+    optimizer state."""
+    model, source, target = load_checkpoint(folder)
+    wanted = asdict(build_config(recipe, source, target))
+    found = asdict(model.config)
+    differ = [f"{k}: recipe {wanted[k]!r}, checkpoint {found.get(k)!r}" for k in wanted
+              if k not in DECODING_FIELDS and wanted[k] != found.get(k)]
+    if differ:
+        raise ValueError(f"{folder} was not trained by the recipe {recipe.name!r}: " + "; ".join(differ))
+    training_file = Path(folder) / "training.json"
+    training = json.loads(training_file.read_text(encoding="utf-8")) if training_file.is_file() else {}
+    known = {name for name in TrainState.__dataclass_fields__}
+    state = TrainState(**{k: v for k, v in training.get("state", {}).items() if k in known})
+    state.history = list(state.history)
+    history = training.get("final", {}).get("history") or state.history
+    lr = history[-1]["lr"] if history else recipe.lr
+    restarts = list(training.get("restarts", []))
+    restarts.append(dict(step=state.step, from_folder=str(folder), lr=lr,
+                         why="continued from a saved checkpoint: Adam's moments restart from zero"))
+    carried = {k: training[k] for k in ("decoding",) if k in training}
+    carried["restarts"] = restarts
+    return Start(model.float(), source, target, state, lr, carried)
+
+
 # ---------------------------------------------------------------------- full training from a recipe
 def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                       cancel: threading.Event | None = None, resume: bool = False, device: str = "auto",
-                      output: str | Path | None = None, data: str | Path | None = None) -> Path:
+                      output: str | Path | None = None, data: str | Path | None = None,
+                      init_from: str | Path | None = None) -> Path:
     """Reproduce a model from raw data: tokenizers, model, loop; the best checkpoint goes to `output`.
 
-    `data`: a data root searched first for the recipe's corpora (s2s.datasets). Under torchrun every rank
-    calls this; rank 0 trains the tokenizers, writes and reports.
+    `data`: a data root searched first for the recipe's corpora (s2s.datasets). `init_from`: a checkpoint
+    of this recipe to continue from when its resume state is gone (see `continue_from`). Under torchrun
+    every rank calls this; rank 0 trains the tokenizers, writes and reports.
     """
     group = distributed.setup(pick_device(device))
     try:
-        return _train_from_recipe(recipe, callback, cancel, resume, group, output, data)
+        return _train_from_recipe(recipe, callback, cancel, resume, group, output, data, init_from)
     finally:
         distributed.teardown(group)
 
 
 def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel: threading.Event | None,
                        resume: bool, group: distributed.Group, output: str | Path | None,
-                       data: str | Path | None) -> Path:
+                       data: str | Path | None, init_from: str | Path | None = None) -> Path:
     output = Path(output or recipe.output)
     resume_dir = output.with_name(output.name + RESUME_SUFFIX)
     # a job shares the cores of a machine between its processes; alone, 0 means all of them
@@ -374,8 +437,11 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
     recipe = with_data(recipe, data)
     inputs = _StreamInputs(recipe) if recipe.corpus == "stream" else _MemoryInputs(recipe)
     protos = None
+    start = load_start(init_from, recipe) if init_from is not None and not resume else None
     if group.main:  # the tokenizers: rank 0 trains (or reloads) them, every rank gets the same bytes
-        if resume and (recover_folder(resume_dir) / "source.model").exists():
+        if start is not None:
+            source, target = start.source, start.target
+        elif resume and (recover_folder(resume_dir) / "source.model").exists():
             source = Tokenizer.load(resume_dir / "source.model")
             target = Tokenizer.load(resume_dir / "target.model")
         else:
@@ -384,8 +450,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
             target = Tokenizer.train([t for _, t in pairs], recipe.tgt_vocab_size)
         protos = (source.model_proto, target.model_proto)
     source, target = (Tokenizer(proto) for proto in group.broadcast(protos))
-    config = build_config(recipe, source, target)
-    model = Seq2Seq(config)
+    config = build_config(recipe, source, target) if start is None else start.model.config
+    model = Seq2Seq(config) if start is None else start.model.train()
     batches = inputs.batches(source, target, config.max_src_tokens)
     val_sources, val_refs = data_mod.group_references(inputs.val)
     hardware = (f"{cpu_name()} ({torch.get_num_threads()} threads)" if device.type == "cpu"
@@ -397,6 +463,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
         training = dict(recipe=asdict(recipe), data_report=inputs.report(), hardware=hardware,
                         train_pairs=inputs.train_pairs, state=asdict(trainer.state),
                         parameters=sum(p.numel() for p in model.parameters()))
+        if start is not None:
+            training.update(start.carried)
         save_checkpoint(output, trainer.model, source, target, training=training, half=recipe.half,
                         card=model_card(config, training))
 
@@ -404,6 +472,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
                       save_best if group.main else None, resume_dir, group)
     if resume and not trainer.load_resume():
         raise FileNotFoundError(f"nothing to resume in {resume_dir}")
+    if start is not None:
+        trainer.continue_from(start)
     if group.active:
         torch.manual_seed(recipe.seed + 7919 * group.rank)  # each rank its own dropout masks
     state = trainer.run()

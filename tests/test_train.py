@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from s2s.api import Translator
 from s2s.checkpoint import load_checkpoint
@@ -48,6 +49,41 @@ def test_resume_continues_from_the_saved_step(tmp_path):
     assert steps[0] > 10 and steps[-1] == 20
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
         train_from_recipe(tiny_recipe(), resume=True, output=tmp_path / "other", device="cpu")
+
+
+def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
+    """A bundled checkpoint keeps no optimizer: training goes on from its weights, tokenizers and counters,
+    and a save happens only when validation beats the checkpoint's own score, measured at the start."""
+    first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
+    training = json.loads((first / "training.json").read_text())
+    training["decoding"] = "chosen on validation"
+    (first / "training.json").write_text(json.dumps(training))
+    start_weights = load_checkpoint(first)[0].state_dict()
+    events = []
+    out = train_from_recipe(tiny_recipe(max_steps=30, eval_every=10, lr=1e-3), events.append,
+                            output=tmp_path / "next", device="cpu", init_from=first)
+    steps = [e.step for e in events if e.kind == "step"]
+    assert 10 < steps[0] and steps[-1] == 30
+    assert all(e.lr == training["final"]["history"][-1]["lr"] for e in events if e.kind == "step")
+    assert (out / "source.model").read_bytes() == (first / "source.model").read_bytes()
+    record = json.loads((out / "training.json").read_text())
+    assert [h["step"] for h in record["final"]["history"]] == [10, 20, 30]  # the first run's history goes on
+    assert record["decoding"] == "chosen on validation"
+    assert record["restarts"][0]["step"] == 10 and record["restarts"][0]["from_folder"] == str(first)
+    assert "At update 10 training went on from the saved weights" in (out / "README.md").read_text()
+    # the output holds the best so far, the starting weights included: they stay unless an evaluation beat them
+    later = [h["val_bleu"] for h in record["final"]["history"][1:]]
+    kept = load_checkpoint(out)[0].state_dict()
+    unchanged = all(torch.equal(v, kept[k]) for k, v in start_weights.items())
+    assert unchanged == (record["state"]["best_step"] == 10)
+    assert record["state"]["best_bleu"] >= max(later)
+
+
+def test_init_from_refuses_a_checkpoint_of_another_architecture(tmp_path):
+    first = train_from_recipe(tiny_recipe(max_steps=2, eval_every=0), output=tmp_path / "m", device="cpu")
+    other = tiny_recipe(model={**TINY_MODEL, "hidden_size": 48})
+    with pytest.raises(ValueError, match="not trained by the recipe 'tiny': hidden_size: recipe 48, checkpoint 32"):
+        train_from_recipe(other, output=tmp_path / "next", device="cpu", init_from=first)
 
 
 CRASH = """
