@@ -93,6 +93,8 @@ def cmd_train(args) -> int:
         recipe.max_steps = args.max_steps
     if args.threads is not None:
         recipe.threads = args.threads
+    if args.keep_saves:
+        recipe.keep_saves = True
     bar = tqdm(unit="upd", dynamic_ncols=True, disable=args.quiet or not main_rank)
     log = open(args.log, "a", encoding="utf-8") if args.log and main_rank else None
 
@@ -244,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--init-from", metavar="CHECKPOINT",
                     help="continue from a checkpoint of this recipe when OUTPUT.resume is gone (weights, "
                     "tokenizers and counters; Adam restarts at the last learning rate)")
+    tr.add_argument("--keep-saves", action="store_true",
+                    help="keep the weights of every evaluation in OUTPUT.saves/step-N, to average the last few")
     tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"), help="0 = no limit")
     tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"), help="0 = no limit")
     tr.add_argument("--threads", type=bounded(int, 0, MAX_THREADS, "thread count"),

@@ -56,6 +56,7 @@ class Recipe:
     seed: int = 1
     threads: int = 0  # 0 = all cores
     half: bool = True  # store fp16 weights in the checkpoint
+    keep_saves: bool = False  # also keep each evaluation's weights in OUTPUT.saves/step-N (for `s2s average`)
     output: str = "checkpoints/model"
     description: str = ""
 

@@ -37,6 +37,7 @@ from .recipe import Recipe, build_config, load_splits, with_data
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 RESUME_SUFFIX = ".resume"
+SAVES_SUFFIX = ".saves"
 
 
 @dataclass
@@ -174,6 +175,11 @@ class Trainer:
                              training=asdict(self.state))
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(meta))
+        if self.recipe.keep_saves:  # the last few saves of a run, averaged, often beat its best one
+            saves = self.resume_dir.with_name(self.resume_dir.name.removesuffix(RESUME_SUFFIX) + SAVES_SUFFIX)
+            with atomic_folder(saves / f"step-{self.state.step:05d}") as tmp:
+                write_checkpoint(tmp, self.model, self.source_tokenizer, self.target_tokenizer,
+                                 training=asdict(self.state))
 
     def load_resume(self) -> bool:
         """Restore the saved state; in a job rank 0 reads it and every rank gets a copy."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from s2s.api import Translator
-from s2s.checkpoint import load_checkpoint
+from s2s.checkpoint import average_checkpoints, load_checkpoint
 from s2s.model import Seq2Seq
 from s2s.train import Recipe, fine_tune, train_from_recipe, encode_pairs
 from tiny import TOY, overfit, tiny_config, tiny_tokenizers, toy_pairs
@@ -77,6 +77,20 @@ def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
     unchanged = all(torch.equal(v, kept[k]) for k, v in start_weights.items())
     assert unchanged == (record["state"]["best_step"] == 10)
     assert record["state"]["best_bleu"] >= max(later)
+
+
+def test_keep_saves_keeps_each_evaluation_for_averaging(tmp_path):
+    out = train_from_recipe(tiny_recipe(max_steps=20, eval_every=10, keep_saves=True), output=tmp_path / "m",
+                            device="cpu")
+    saves = sorted(p.name for p in (tmp_path / "m.saves").iterdir())
+    assert saves == ["step-00010", "step-00020"]
+    last = load_checkpoint(tmp_path / "m.saves" / "step-00020")[0].state_dict()
+    resumed = load_checkpoint(tmp_path / "m.resume")[0].state_dict()
+    assert all(torch.equal(v, resumed[k]) for k, v in last.items())
+    assert json.loads((tmp_path / "m.saves" / "step-00010" / "training.json").read_text())["step"] == 10
+    average_checkpoints([tmp_path / "m.saves" / name for name in saves], tmp_path / "avg")
+    assert Translator.load(tmp_path / "avg", device="cpu").translate("A man rides a bike.").translation is not None
+    assert out.exists()
 
 
 def test_init_from_refuses_a_checkpoint_of_another_architecture(tmp_path):
