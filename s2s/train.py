@@ -400,9 +400,8 @@ def load_start(folder: str | Path, recipe: Recipe) -> Start:
         raise ValueError(f"{folder} was not trained by the recipe {recipe.name!r}: " + "; ".join(differ))
     training_file = Path(folder) / "training.json"
     training = json.loads(training_file.read_text(encoding="utf-8")) if training_file.is_file() else {}
-    known = {name for name in TrainState.__dataclass_fields__}
+    known = set(TrainState.__dataclass_fields__)
     state = TrainState(**{k: v for k, v in training.get("state", {}).items() if k in known})
-    state.history = list(state.history)
     history = training.get("final", {}).get("history") or state.history
     lr = history[-1]["lr"] if history else recipe.lr
     restarts = list(training.get("restarts", []))
