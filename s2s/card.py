@@ -189,7 +189,11 @@ def _recipe_text(config: Config, training: dict) -> str:
                 f"stopped by {final['stop_reason']}); this checkpoint is its best by validation BLEU.")
     for restart in training.get("restarts", []):  # `s2s train --init-from`: no optimizer state was kept
         how += (f" At update {restart['step']} training went on from the saved weights of {restart['from_folder']} "
-                f"with a fresh Adam at lr {restart['lr']:g}.")
+                f"with a fresh Adam at lr {restart['lr']:g}")
+        changes = restart.get("recipe_changes", {})
+        how += ("; from then on the recipe had " + ", ".join(f"{k} = {new} (before: {old})"
+                                                             for k, (old, new) in changes.items())
+                if changes else "") + "."
     if training.get("averaging"):  # written by whoever averaged the run's saves (`s2s average`)
         how += f" Unlike a single save, {training['averaging']}."
     if recipe.get("corpus") in ("tatoeba", "pairs"):
@@ -203,6 +207,10 @@ def _recipe_text(config: Config, training: dict) -> str:
                 f"{recipe.get('n_test')} test and {recipe.get('n_val')} validation sources, all their translations "
                 "as references), and every Tatoeba and Multi30k test or validation source removed from training; "
                 f"{training.get('train_pairs', '?')} training pairs. Validation mixes both corpora.")
+        if recipe.get("joined_fraction"):
+            how += (f" {recipe['joined_fraction']:g} extra pairs per Tatoeba pair are 2–3 random Tatoeba pairs "
+                    "joined into one line (in training from training pairs, in validation from validation "
+                    "pairs), so the model learns to go on after a sentence's end and to translate long inputs.")
     return how + "\n"
 
 

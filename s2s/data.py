@@ -132,17 +132,34 @@ def drop_duplicates(pairs: Sequence[Pair]) -> list[Pair]:
     return kept
 
 
+def join_pairs(pairs: Sequence[Pair], count: int, seed: int, max_parts: int = 3) -> list[Pair]:
+    """`count` new pairs, each 2 to max_parts random pairs joined with a space on both sides.
+
+    Tatoeba lines are one short sentence each, so a model trained on them alone stops after the first
+    sentence of what a visitor types and has never seen 30 words in a row; joined lines teach both.
+    """
+    rng = random.Random(seed)
+    joined = []
+    for _ in range(count if len(pairs) >= 2 else 0):
+        parts = rng.sample(range(len(pairs)), min(len(pairs), rng.randint(2, max_parts)))
+        joined.append((" ".join(pairs[i][0] for i in parts), " ".join(pairs[i][1] for i in parts)))
+    return joined
+
+
 def mixed_corpus(tatoeba_path: str | Path, multi30k_dir: str | Path, src_lang: str, tgt_lang: str,
-                 n_val: int = 1000, n_test: int = 2000, split_seed: int = 1234, multi30k_weight: int = 1
-                 ) -> dict[str, list[Pair]]:
+                 n_val: int = 1000, n_test: int = 2000, split_seed: int = 1234, multi30k_weight: int = 1,
+                 joined_fraction: float = 0.0) -> dict[str, list[Pair]]:
     """Tatoeba (everyday lines) + Multi30k (captions) for one direction.
 
     Tatoeba is split by *source* sentence (English for en→xx, the other language for xx→en), so no test
     source is seen in training. Multi30k keeps its own train/val. Training pairs are de-duplicated, pairs
     whose source is any Tatoeba or Multi30k test/val source are removed, and Multi30k train is repeated
     `multi30k_weight` times (the captions are a sixth of the pairs but most of the long sentences).
-    `val` mixes both corpora in a seeded order, so a prefix of it samples both.
+    `val` mixes both corpora in a seeded order, so a prefix of it samples both. `joined_fraction` adds that
+    many joined Tatoeba pairs (join_pairs) per Tatoeba pair to train, and likewise to val from val's own.
     """
+    if not 0 <= joined_fraction <= 4:
+        raise ValueError(f"joined_fraction must be between 0 and 4, not {joined_fraction:g}")
     tatoeba = split_by_source(read_tatoeba(tatoeba_path, src_lang), n_val, n_test, split_seed)
     multi30k = {split: read_multi30k(multi30k_dir, split, src_lang, tgt_lang)
                 for split in ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco")}
@@ -150,8 +167,11 @@ def mixed_corpus(tatoeba_path: str | Path, multi30k_dir: str | Path, src_lang: s
     held_out |= {normalize(src) for name, pairs in multi30k.items() if name != "train" for src, _ in pairs}
     def unseen(pairs: Sequence[Pair]) -> list[Pair]:
         return [(s, t) for s, t in drop_duplicates(pairs) if normalize(s) not in held_out]
-    train = unseen(tatoeba["train"]) + unseen(multi30k["train"]) * max(1, multi30k_weight)
-    val = tatoeba["val"] + multi30k["val"]
+    everyday = unseen(tatoeba["train"])
+    train = (everyday + unseen(multi30k["train"]) * max(1, multi30k_weight)
+             + join_pairs(everyday, round(joined_fraction * len(everyday)), split_seed))
+    val = (tatoeba["val"] + multi30k["val"]
+           + join_pairs(tatoeba["val"], round(joined_fraction * len(tatoeba["val"])), split_seed + 1))
     random.Random(split_seed).shuffle(val)
     return {"train": train, "val": val, "test": tatoeba["test"]}
 

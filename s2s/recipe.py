@@ -26,6 +26,7 @@ class Recipe:
     data_path: str = "../shared/data/multi30k"  # a folder (multi30k, mixed) or a file (tatoeba, pairs, stream)
     tatoeba_path: str = ""  # mixed: the Tatoeba TSV
     multi30k_weight: int = 1  # mixed: how many times Multi30k train is repeated per epoch
+    joined_fraction: float = 0.0  # mixed: joined Tatoeba pairs (2-3 lines as one) added per Tatoeba pair
     dataset: str = ""  # a corpus name (s2s data list) instead of data_path
     tatoeba_dataset: str = ""  # mixed: a corpus name instead of tatoeba_path
     val_path: str = ""  # stream: validation pairs (TSV, or a prefix of PREFIX.<lang> files); "" = the first n_val pairs
@@ -101,7 +102,8 @@ def load_splits(recipe: Recipe) -> tuple[dict[str, list[tuple[str, str]]], dict]
                   for name in ("train", "val")}
     elif recipe.corpus == "mixed":
         splits = data_mod.mixed_corpus(recipe.tatoeba_path, recipe.data_path, recipe.src_lang, recipe.tgt_lang,
-                                       recipe.n_val, recipe.n_test, recipe.split_seed, recipe.multi30k_weight)
+                                       recipe.n_val, recipe.n_test, recipe.split_seed, recipe.multi30k_weight,
+                                       recipe.joined_fraction)
         splits.pop("test")
     elif recipe.corpus in ("tatoeba", "pairs"):
         if recipe.corpus == "tatoeba":

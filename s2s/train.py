@@ -371,6 +371,9 @@ def _to_cpu(obj):
 # ---------------------------------------------------------------------- continuing a finished checkpoint
 # Settings that are chosen after training (s2s.config) and may differ from the recipe's.
 DECODING_FIELDS = ("length_penalty", "coverage_penalty")
+# Recipe fields that say where a run writes and how long it may take, not what it learns from.
+RUN_FIELDS = ("output", "max_minutes", "max_steps", "max_epochs", "threads", "keep_saves", "data_path",
+              "tatoeba_path", "description")
 
 
 @dataclass
@@ -405,8 +408,14 @@ def load_start(folder: str | Path, recipe: Recipe) -> Start:
     history = training.get("final", {}).get("history") or state.history
     lr = history[-1]["lr"] if history else recipe.lr
     restarts = list(training.get("restarts", []))
-    restarts.append(dict(step=state.step, from_folder=str(folder), lr=lr,
-                         why="continued from a saved checkpoint: Adam's moments restart from zero"))
+    restart = dict(step=state.step, from_folder=str(folder), lr=lr,
+                   why="continued from a saved checkpoint: Adam's moments restart from zero")
+    before, now = training.get("recipe", {}), asdict(recipe)
+    changed = {k: [before.get(k), now[k]] for k in now
+               if k in before and k not in RUN_FIELDS and k != "model" and before[k] != now[k]}
+    if changed:  # e.g. a data setting new in this round: the card says from which update it holds
+        restart["recipe_changes"] = changed
+    restarts.append(restart)
     carried = {k: training[k] for k in ("decoding",) if k in training}
     carried["restarts"] = restarts
     return Start(model.float(), source, target, state, lr, carried)

@@ -14,7 +14,9 @@ def test_mixed_corpus_card_names_both_corpora_with_the_right_language():
     assert card.data.datasets == ["tatoeba", "bentrevett/multi30k"]
     assert "English–German sentence pairs from the Tatoeba Project" in text and "2018-05-13" in text
     assert "Multi30k task 1" in text and "split by de sentence" in text and "β = 0.2" in text
-    assert "English–French" not in text and "mean of" not in text
+    assert "English–French" not in text and "mean of" not in text and "joined" not in text
+    training["recipe"]["joined_fraction"] = 0.3
+    assert "0.3 extra pairs per Tatoeba pair are 2–3 random Tatoeba pairs joined" in model_card(config, training, metrics)
     training["averaging"] = "the weights are the mean of 3 saves of this run (step-02400, step-02800, step-03200)"
     assert "Unlike a single save, the weights are the mean of 3 saves" in model_card(config, training, metrics)
 

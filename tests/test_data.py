@@ -57,6 +57,38 @@ def test_split_is_deterministic_and_disjoint_by_source_sentence():
     assert sum(len(v) for v in a.values()) == 1000
 
 
+def test_joined_pairs_are_2_or_3_pairs_joined_on_both_sides_in_a_seeded_order():
+    pairs = [(f"Source {i}.", f"Ziel {i}.") for i in range(50)]
+    joined = data.join_pairs(pairs, 200, seed=3)
+    assert joined == data.join_pairs(pairs, 200, seed=3) != data.join_pairs(pairs, 200, seed=4)
+    assert len(joined) == 200 and data.join_pairs(pairs[:1], 5, seed=3) == []
+    for src, tgt in joined:
+        numbers = src.replace("Source ", "").rstrip(".").split(". ")
+        assert 2 <= len(numbers) <= 3 and len(set(numbers)) == len(numbers)
+        assert tgt == " ".join(f"Ziel {n}." for n in numbers)  # the same pairs, in the same order
+
+
+def test_mixed_corpus_joins_training_pairs_with_training_pairs_only(tmp_path):
+    lines = [f"English line {i}.\tDeutsche Zeile {i}." for i in range(400)]
+    with gzip.open(tmp_path / "tatoeba.tsv.gz", "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    for split in ("train", "val", "test_2016_flickr", "test_2017_flickr", "test_2017_mscoco"):
+        for lang, word in (("en", "caption"), ("de", "Bild")):
+            with gzip.open(tmp_path / f"{split}.{lang}.gz", "wt") as f:
+                f.write("".join(f"{split} {word} {i}\n" for i in range(10)))
+    plain = data.mixed_corpus(tmp_path / "tatoeba.tsv.gz", tmp_path, "en", "de", n_val=40, n_test=60)
+    mixed = data.mixed_corpus(tmp_path / "tatoeba.tsv.gz", tmp_path, "en", "de", n_val=40, n_test=60,
+                              joined_fraction=0.5)
+    assert len(mixed["train"]) == len(plain["train"]) + 150 and len(mixed["val"]) == len(plain["val"]) + 20
+    assert mixed["test"] == plain["test"]
+    held_out = {s for s, _ in plain["val"] + plain["test"]}
+    for src, _ in mixed["train"][len(plain["train"]):]:
+        parts = [p if p.endswith(".") else p + "." for p in src.split(". ")]
+        assert not held_out & set(parts) and all(p.startswith("English line") for p in parts)
+    with pytest.raises(ValueError, match="joined_fraction must be between 0 and 4"):
+        data.mixed_corpus(tmp_path / "tatoeba.tsv.gz", tmp_path, "en", "de", joined_fraction=-1)
+
+
 def test_multi30k_reader_checks_alignment(tmp_path):
     with gzip.open(tmp_path / "val.en.gz", "wt") as f:
         f.write("a\nb\n")

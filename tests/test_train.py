@@ -60,7 +60,7 @@ def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
     (first / "training.json").write_text(json.dumps(training))
     start_weights = load_checkpoint(first)[0].state_dict()
     events = []
-    out = train_from_recipe(tiny_recipe(max_steps=30, eval_every=10, lr=1e-3), events.append,
+    out = train_from_recipe(tiny_recipe(max_steps=30, eval_every=10, lr=1e-3, clip=0.5), events.append,
                             output=tmp_path / "next", device="cpu", init_from=first)
     steps = [e.step for e in events if e.kind == "step"]
     assert 10 < steps[0] and steps[-1] == 30
@@ -70,7 +70,9 @@ def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
     assert [h["step"] for h in record["final"]["history"]] == [10, 20, 30]  # the first run's history goes on
     assert record["decoding"] == "chosen on validation"
     assert record["restarts"][0]["step"] == 10 and record["restarts"][0]["from_folder"] == str(first)
-    assert "At update 10 training went on from the saved weights" in (out / "README.md").read_text()
+    assert record["restarts"][0]["recipe_changes"] == {"lr": [training["recipe"]["lr"], 1e-3], "clip": [1.0, 0.5]}
+    assert ("At update 10 training went on from the saved weights" in (out / "README.md").read_text()
+            and "from then on the recipe had lr = 0.001 (before: " in (out / "README.md").read_text())
     # the output holds the best so far, the starting weights included: they stay unless an evaluation beat them
     later = [h["val_bleu"] for h in record["final"]["history"][1:]]
     kept = load_checkpoint(out)[0].state_dict()
