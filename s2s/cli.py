@@ -85,6 +85,8 @@ def cmd_train(args) -> int:
 
     from .train import train_from_recipe  # training's dependencies load only for `s2s train`
 
+    if args.restart_lr is not None and args.init_from is None:
+        raise ValueError("--restart-lr sets the learning rate of --init-from; give both")
     recipe = Recipe.load(args.config)
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 prints and logs
     if args.max_minutes is not None:
@@ -115,7 +117,8 @@ def cmd_train(args) -> int:
         distributed.catch_stop_signals(cancel)
     try:
         out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
-                                output=args.output, data=args.data, init_from=args.init_from)
+                                output=args.output, data=args.data, init_from=args.init_from,
+                                restart_lr=args.restart_lr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -246,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--init-from", metavar="CHECKPOINT",
                     help="continue from a checkpoint of this recipe when OUTPUT.resume is gone (weights, "
                     "tokenizers and counters; Adam restarts at the last learning rate)")
+    tr.add_argument("--restart-lr", type=bounded(float, 1e-7, 1.0, "restart learning rate"),
+                    help="with --init-from: Adam's learning rate there (default: the last of the history)")
     tr.add_argument("--keep-saves", action="store_true",
                     help="keep the weights of every evaluation in OUTPUT.saves/step-N, to average the last few")
     tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"), help="0 = no limit")

@@ -388,12 +388,12 @@ class Start:
     carried: dict
 
 
-def load_start(folder: str | Path, recipe: Recipe) -> Start:
+def load_start(folder: str | Path, recipe: Recipe, lr: float | None = None) -> Start:
     """Read a checkpoint trained by `recipe` to continue from; ValueError if it is another architecture.
 
     Its weights (fp16 in a bundled checkpoint) become the fp32 starting point; its counters and validation
     history go on; Adam restarts, at the last learning rate of its history, because a checkpoint keeps no
-    optimizer state."""
+    optimizer state (or at `lr`, when given)."""
     model, source, target = load_checkpoint(folder)
     wanted = asdict(build_config(recipe, source, target))
     found = asdict(model.config)
@@ -406,7 +406,7 @@ def load_start(folder: str | Path, recipe: Recipe) -> Start:
     known = set(TrainState.__dataclass_fields__)
     state = TrainState(**{k: v for k, v in training.get("state", {}).items() if k in known})
     history = training.get("final", {}).get("history") or state.history
-    lr = history[-1]["lr"] if history else recipe.lr
+    lr = lr if lr is not None else history[-1]["lr"] if history else recipe.lr
     restarts = list(training.get("restarts", []))
     restart = dict(step=state.step, from_folder=str(folder), lr=lr,
                    why="continued from a saved checkpoint: Adam's moments restart from zero")
@@ -425,23 +425,25 @@ def load_start(folder: str | Path, recipe: Recipe) -> Start:
 def train_from_recipe(recipe: Recipe, callback: ProgressCallback | None = None,
                       cancel: threading.Event | None = None, resume: bool = False, device: str = "auto",
                       output: str | Path | None = None, data: str | Path | None = None,
-                      init_from: str | Path | None = None) -> Path:
+                      init_from: str | Path | None = None, restart_lr: float | None = None) -> Path:
     """Reproduce a model from raw data: tokenizers, model, loop; the best checkpoint goes to `output`.
 
     `data`: a data root searched first for the recipe's corpora (s2s.datasets). `init_from`: a checkpoint
-    of this recipe to continue from when its resume state is gone (see `continue_from`). Under torchrun
+    of this recipe to continue from when its resume state is gone (see `continue_from`); `restart_lr`: Adam's
+    learning rate there instead of the last one of its history (a round on new data needs room to move). Under torchrun
     every rank calls this; rank 0 trains the tokenizers, writes and reports.
     """
     group = distributed.setup(pick_device(device))
     try:
-        return _train_from_recipe(recipe, callback, cancel, resume, group, output, data, init_from)
+        return _train_from_recipe(recipe, callback, cancel, resume, group, output, data, init_from, restart_lr)
     finally:
         distributed.teardown(group)
 
 
 def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel: threading.Event | None,
                        resume: bool, group: distributed.Group, output: str | Path | None,
-                       data: str | Path | None, init_from: str | Path | None = None) -> Path:
+                       data: str | Path | None, init_from: str | Path | None = None,
+                       restart_lr: float | None = None) -> Path:
     output = Path(output or recipe.output)
     resume_dir = output.with_name(output.name + RESUME_SUFFIX)
     # a job shares the cores of a machine between its processes; alone, 0 means all of them
@@ -451,7 +453,7 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
     recipe = with_data(recipe, data)
     inputs = _StreamInputs(recipe) if recipe.corpus == "stream" else _MemoryInputs(recipe)
     protos = None
-    start = load_start(init_from, recipe) if init_from is not None and not resume else None
+    start = load_start(init_from, recipe, restart_lr) if init_from is not None and not resume else None
     if group.main:  # the tokenizers: rank 0 trains (or reloads) them, every rank gets the same bytes
         if start is not None:
             source, target = start.source, start.target

@@ -150,3 +150,8 @@ def test_train_log_is_json_lines_without_nan(tmp_path):
     assert any(value is None for r in records for value in r.values())  # a value not measured at a step: null
     evaluation = next(r for r in records if r["kind"] == "eval")
     assert isinstance(evaluation["val_loss"], float) and isinstance(evaluation["val_bleu"], float)
+
+
+def test_restart_lr_without_init_from_is_refused_clearly():
+    result = run(["train", "--config", "configs/en-de.toml", "--restart-lr", "0.001"])
+    assert result.returncode == 2 and "--restart-lr sets the learning rate of --init-from" in result.stderr

@@ -81,6 +81,16 @@ def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
     assert record["state"]["best_bleu"] >= max(later)
 
 
+def test_restart_lr_replaces_the_last_learning_rate_of_the_history(tmp_path):
+    first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
+    events = []
+    out = train_from_recipe(tiny_recipe(max_steps=20, eval_every=10), events.append, output=tmp_path / "next",
+                            device="cpu", init_from=first, restart_lr=2e-3)
+    first_eval = next(i for i, e in enumerate(events) if e.kind == "eval")
+    assert {e.lr for e in events[:first_eval] if e.kind == "step"} == {2e-3}
+    assert json.loads((out / "training.json").read_text())["restarts"][0]["lr"] == 2e-3
+
+
 def test_keep_saves_keeps_each_evaluation_for_averaging(tmp_path):
     out = train_from_recipe(tiny_recipe(max_steps=20, eval_every=10, keep_saves=True), output=tmp_path / "m",
                             device="cpu")
