@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--resume", action="store_true", help="continue from OUTPUT.resume")
     start.add_argument("--init-from", metavar="CHECKPOINT",
                     help="continue from a checkpoint of this recipe when OUTPUT.resume is gone (weights, "
-                    "tokenizers and counters; Adam restarts at the last learning rate)")
+                    "tokenizers and counters; Adam restarts at the last learning rate, or --restart-lr)")
     tr.add_argument("--restart-lr", type=bounded(float, 1e-7, 1.0, "restart learning rate"),
                     help="with --init-from: Adam's learning rate there (default: the last of the history)")
     tr.add_argument("--keep-saves", action="store_true",
