@@ -26,6 +26,9 @@ for name in "${models[@]}"; do
     $PY bench/tune_decoding.py --model "$model" --sentences "${TUNE_SENTENCES:-300}" ${TUNE_GRID:-} --write
     $PY -m s2s.cli evaluate --model "$model" --test everyday test_2016_flickr --beam 1 5 --update-card \
       --json "$OUT/$name.json"
+    # the everyday set as the app translates it: each sentence of a line on its own
+    $PY -m s2s.cli evaluate --model "$model" --test everyday --beam 1 5 --by-sentence --update-card \
+      --json "$OUT/$name-by-sentence.json"
     # 2,000 Tatoeba test sources: beam 5 only (greedy doubles the time and adds little)
     $PY -m s2s.cli evaluate --model "$model" --test tatoeba-test --beam 5 --update-card --json "$OUT/$name-tatoeba.json"
   fi

@@ -10,7 +10,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["en-de", "de-en", "en-fr", "fr-en", "en-de-multi30k", "en-de-general", "en-de-dot", "en-de-additive"]
-TESTS = ["everyday", "tatoeba-test", "test_2016_flickr"]
+# (test set, decoding suffix): "everyday, by sentence" is the everyday set translated as the app does it
+TESTS = [("everyday", ""), ("everyday", ", by sentence"), ("tatoeba-test", ""), ("test_2016_flickr", "")]
 
 
 def main() -> None:
@@ -23,12 +24,13 @@ def main() -> None:
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         settings = f"α = {config.get('length_penalty', 1.0):g}, β = {config.get('coverage_penalty', 0):g}"
-        for test in TESTS:
-            greedy, beam = metrics.get(f"{test}/greedy"), metrics.get(f"{test}/beam 5")
+        for test, suffix in TESTS:
+            greedy, beam = metrics.get(f"{test}/greedy{suffix}"), metrics.get(f"{test}/beam 5{suffix}")
             if not (greedy or beam):
                 continue
             cell = (lambda m: f"{m['bleu']:.1f} / {m['chrf']:.1f}" if m else "–")
-            print(f"| {name} | {test} ({(greedy or beam)['sentences']:,}) | {cell(greedy)} | {cell(beam)} | {settings} |")
+            print(f"| {name} | {test}{suffix} ({(greedy or beam)['sentences']:,}) | {cell(greedy)} | {cell(beam)} "
+                  f"| {settings} |")
     print()
     for name in ORDER:
         path = ROOT / "bench" / "results" / "models" / f"omissions-{name}.json"

@@ -13,6 +13,7 @@ import torch
 from . import search
 from .checkpoint import load_checkpoint
 from .model import DecoderState, Memory, Seq2Seq
+from .sentences import split_sentences
 from .tokenizer import SPECIAL_PIECES, WORD_START, Tokenizer
 from .trace import BeamNode, Candidate, Hypothesis, Trace
 
@@ -197,10 +198,18 @@ class Translator:
         return self._trace(text, src_ids, result, options.method, notice)
 
     def translate_batch(self, texts: list[str], options: DecodeOptions | None = None,
-                        batch_size: int = 64) -> list[str]:
-        """Many sentences, fast: length-sorted batches, results in the original order."""
+                        batch_size: int = 64, by_sentence: bool = False) -> list[str]:
+        """Many sentences, fast: length-sorted batches, results in the original order.
+
+        by_sentence: each text is split into sentences (`split_sentences`), which are translated on their own
+        and joined with a space, as the app translates a paragraph.
+        """
         options = options or DecodeOptions()
         options.validate()
+        if by_sentence:
+            parts = [split_sentences(text) or [text] for text in texts]
+            flat = iter(self.translate_batch([p for ps in parts for p in ps], options, batch_size))
+            return [" ".join(next(flat) for _ in ps) for ps in parts]
         encoded = [self.encode_source(t)[0] if t and t.strip() else None for t in texts]
         order = sorted((i for i, e in enumerate(encoded) if e is not None), key=lambda i: len(encoded[i]))
         out = [""] * len(texts)

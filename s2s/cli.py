@@ -159,7 +159,8 @@ def cmd_evaluate(args) -> int:
         for beam in args.beam:
             options = (DecodeOptions(method="beam", beam_size=beam, length_penalty=args.length_penalty)
                        if beam > 1 else DecodeOptions())
-            result = evaluate(translator, sources, refs, options, batch_size=args.batch_size)
+            result = evaluate(translator, sources, refs, options, batch_size=args.batch_size,
+                              by_sentence=args.by_sentence)
             result["test_set"] = test
             results[f"{test}/{result['decoding']}"] = result
             print(f"{test:18s} {result['decoding']:8s} BLEU {result['bleu']:5.2f}  chrF {result['chrf']:5.2f}  "
@@ -278,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     e.add_argument("--json", help="write the scores here")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model card")
+    e.add_argument("--by-sentence", action="store_true", help="translate each sentence of a line on its own and "
+                   "join them, as the app translates a paragraph (scored as 'DECODING, by sentence')")
     e.add_argument("--device", default="auto")
     e.add_argument("--quantize", action="store_true", help="int8 Linear weights, to measure what CPU serving in "
                    "int8 would cost in BLEU (not used by the app: see bench/README.md)")

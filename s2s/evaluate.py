@@ -61,15 +61,17 @@ def test_pairs(test: str, translator: Translator, data_dir: str | None = None,
 
 
 def evaluate(translator: Translator, sources: list[str], references: list[list[str]], options: DecodeOptions,
-             batch_size: int = 64) -> dict:
+             batch_size: int = 64, by_sentence: bool = False) -> dict:
+    """by_sentence: translate each sentence of a line on its own, as the app does (`split_sentences`)."""
     started = time.perf_counter()
-    hyps = translator.translate_batch(sources, options, batch_size=batch_size)
+    hyps = translator.translate_batch(sources, options, batch_size=batch_size, by_sentence=by_sentence)
     seconds = time.perf_counter() - started
     streams = reference_streams(references)
     bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
     bleu = bleu_metric.corpus_score(hyps, streams)  # one scoring pass gives the score and its signature
     chrf = chrf_metric.corpus_score(hyps, streams)
-    decoding = "greedy" if options.method == "greedy" else f"beam {options.beam_size}"
+    decoding = ("greedy" if options.method == "greedy" else f"beam {options.beam_size}") + (
+        ", by sentence" if by_sentence else "")
     return dict(bleu=bleu.score, chrf=chrf.score, decoding=decoding, sentences=len(sources),
                 signature=str(bleu_metric.get_signature()), chrf_signature=str(chrf_metric.get_signature()),
                 length_penalty=(translator.config.length_penalty if options.length_penalty is None

@@ -75,6 +75,10 @@ def test_evaluate_writes_scores_with_signature(tiny_checkpoint, tmp_path):
     scores = json.loads(out.read_text())
     assert set(scores) == {f"{test_file}/greedy", f"{test_file}/beam 3"}
     assert all("nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:" in s["signature"] for s in scores.values())
+    by_sentence = run(["evaluate", "--model", str(tiny_checkpoint), "--test", str(test_file), "--beam", "1",
+                       "--by-sentence", "--json", str(out)])
+    assert by_sentence.returncode == 0, by_sentence.stderr
+    assert set(json.loads(out.read_text())) == {f"{test_file}/greedy, by sentence"}
 
 
 # ---------------------------------------------------------------------- hostile options (issue 11, item 7)

@@ -23,3 +23,13 @@ def test_multi_reference_bleu_uses_every_reference():
     two = corpus_bleu(hyps, [["the cat sat on the red mat today"],
                              ["one dog walks across a park", "a big dog runs in the green park"]]).score
     assert two > one
+
+
+def test_by_sentence_scores_the_sentences_translated_one_at_a_time_and_joined(tiny_checkpoint):
+    translator = Translator.load(tiny_checkpoint, device="cpu")
+    (first, first_ref), (second, second_ref) = toy_pairs()[:2]
+    alone = translator.translate_batch([first, second])
+    result = evaluate(translator, [f"{first} {second}", ""], [[f"{first_ref} {second_ref}"], [""]], DecodeOptions(),
+                      by_sentence=True)
+    assert result["hypotheses"] == [f"{alone[0]} {alone[1]}", ""]
+    assert result["decoding"] == "greedy, by sentence"

@@ -59,8 +59,9 @@ from .models import (
     preload,
 )
 from .stepping import step_back, step_force, step_model_changed, step_next, step_reset, step_run, step_start
+from ..sentences import split_sentences
 from .translation import attention_views, beam_tree, coverage_markdown, decode_options, export_png, export_trace, \
-    prepare_png_export, sentence_views, split_sentences, translate, translate_again
+    prepare_png_export, sentence_views, translate, translate_again
 
 __all__ = [
     "DecodeOptions", "MAX_EPOCHS", "MAX_FILE_BYTES", "MAX_INPUT_CHARS", "MAX_LR", "MAX_MINUTES", "MAX_PAIRS",

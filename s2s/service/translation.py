@@ -7,7 +7,6 @@ import html
 import io
 import json
 import logging
-import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from .. import plots, png
 from ..api import DecodeOptions
 from ..files import atomic_write
+from ..sentences import split_sentences
 from ..tokenizer import readable_text
 from ..trace import Trace, TraceTooLarge, check_trace_data
 from .common import UserError, check_text, code, gpu, md, number
@@ -24,9 +24,6 @@ log = logging.getLogger("s2s.service")
 PNG_TIMEOUT_S = 90.0
 MAX_TRACE_JSON_CHARS = 10_000_000  # a trace sent back as JSON text; the largest a decode makes is about 7 MB
 MAX_SENTENCES = 20  # a pasted paragraph is translated sentence by sentence
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*(?=\s+[\"'“‘«(¿¡]*[A-ZÀ-ÖØ-Þ0-9])")
-ABBREVIATIONS = frozenset("mr mrs ms dr prof st mt jr sr vs etc e.g i.e z.b bzw usw ca nr no mme mlle fig approx"
-                          .split())  # no sentence ends after "Dr."
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read as a formula (OWASP)
 
 
@@ -106,21 +103,6 @@ def translate_again(model: str, text: str, trace_data: dict | str | None, method
     result = translate(model, text, method, beam_size, None, nbest, temperature, top_k, top_p, seed, merge_words,
                        session)
     return {**result, "message": f"Translated again with the model now selected ({md(name)} source)."}
-
-
-def split_sentences(text: str) -> list[str]:
-    """One line of text as sentences: it ends after . ! ? or … (and closing quotes) where the next word starts
-    with a capital or a digit, but not after an abbreviation such as Mr. or z.B. or an initial."""
-    sentences, start = [], 0
-    for end in _SENTENCE_END.finditer(text):
-        words = text[start:end.start()].split()
-        last = words[-1].lower().strip("(\"'") if words else ""
-        if end.group().startswith(".") and (last in ABBREVIATIONS or len(last) == 1 and last.isalpha()):
-            continue
-        sentences.append(text[start:end.end()].strip())
-        start = end.end()
-    sentences.append(text[start:].strip())
-    return [sentence for sentence in sentences if sentence]
 
 
 def sentence_views(traces: list | None, index: Any = 0, merge_words: bool = False) -> dict:
