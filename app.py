@@ -382,9 +382,10 @@ def blank(components: list) -> dict:
 
 def decoding_controls() -> SimpleNamespace:
     """The decoding method and, shown for the method chosen, its options. n-best follows the beam width."""
-    method = gr.Radio(list(service.DecodeOptions.METHODS), value="greedy", label="Decoding",
+    # beam 5 at the model's own α by default: on the everyday set it is 2-3 chrF better than greedy
+    method = gr.Radio(list(service.DecodeOptions.METHODS), value="beam", label="Decoding",
                       info="greedy: most likely piece each step; beam: keep several hypotheses; sample: draw at random")
-    with gr.Group(visible=False) as beam_controls:
+    with gr.Group(visible=True) as beam_controls:
         beam_size = slider("beam_size", 5, 1, "Beam width", elem_id="beam-width")
         length_penalty = slider("length_penalty", 1.0, 0.1, "Length penalty α", info=LENGTH_PENALTY_INFO)
         nbest = slider("nbest", 3, 1, "n-best", high=5, info="how many translations to list: at most the beam width",
