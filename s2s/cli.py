@@ -254,8 +254,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --init-from: Adam's learning rate there (default: the last of the history)")
     tr.add_argument("--keep-saves", action="store_true",
                     help="keep the weights of every evaluation in OUTPUT.saves/step-N, to average the last few")
-    tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"), help="0 = no limit")
-    tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"), help="0 = no limit")
+    tr.add_argument("--max-minutes", type=bounded(float, 0.0, MAX_MINUTES, "time limit"),
+                    help="training minutes of the whole run, counted across --resume and --init-from (0 = no limit)")
+    tr.add_argument("--max-steps", type=bounded(int, 0, MAX_STEPS, "update limit"),
+                    help="updates of the whole run, counted across --resume and --init-from (0 = no limit)")
     tr.add_argument("--threads", type=bounded(int, 0, MAX_THREADS, "thread count"),
                     help="CPU threads (default: the recipe's; 0 = all cores)")
     tr.add_argument("--data", help="a data folder searched first for the recipe's corpora (what `s2s data get "

@@ -454,6 +454,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
     inputs = _StreamInputs(recipe) if recipe.corpus == "stream" else _MemoryInputs(recipe)
     protos = None
     start = load_start(init_from, recipe, restart_lr) if init_from is not None and not resume else None
+    if start is not None:
+        refuse_spent_limit(start.state, recipe)  # before the validation pass and the first save
     if group.main:  # the tokenizers: rank 0 trains (or reloads) them, every rank gets the same bytes
         if start is not None:
             source, target = start.source, start.target
@@ -488,6 +490,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
                       save_best if group.main else None, resume_dir, group)
     if resume and not trainer.load_resume():
         raise FileNotFoundError(f"nothing to resume in {resume_dir}")
+    if resume:
+        refuse_spent_limit(trainer.state, recipe)
     if start is not None:
         trainer.continue_from(start)
     if group.active:
@@ -502,6 +506,24 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
             step=state.step, epoch=state.epoch, elapsed_s=round(state.elapsed_s, 1), stop_reason=reason,
             history=state.history)))
     return output
+
+
+def refuse_spent_limit(state: TrainState, recipe: Recipe) -> None:
+    """ValueError when a limit is spent already. The limits count the whole run, across --resume and
+    --init-from (a continued run would otherwise stop after one update and call itself finished)."""
+    across = "(the limit counts across --resume and --init-from)"
+    if recipe.max_minutes and state.elapsed_s >= recipe.max_minutes * 60:
+        minutes = state.elapsed_s / 60
+        raise ValueError(f"--max-minutes {recipe.max_minutes:g} is spent already: this run has trained "
+                         f"{minutes:.0f} minutes in all {across}. For {recipe.max_minutes:g} more minutes give "
+                         f"--max-minutes {minutes + recipe.max_minutes:.0f}.")
+    if recipe.max_steps and state.step >= recipe.max_steps:
+        raise ValueError(f"--max-steps {recipe.max_steps} is spent already: this run has made {state.step} "
+                         f"updates in all {across}. For {recipe.max_steps} more updates give "
+                         f"--max-steps {state.step + recipe.max_steps}.")
+    if state.epoch >= recipe.max_epochs:
+        raise ValueError(f"max_epochs = {recipe.max_epochs} is reached already: this run is at epoch "
+                         f"{state.epoch}; raise max_epochs in the recipe to go on.")
 
 
 class _MemoryInputs:

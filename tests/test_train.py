@@ -91,6 +91,19 @@ def test_restart_lr_replaces_the_last_learning_rate_of_the_history(tmp_path):
     assert json.loads((out / "training.json").read_text())["restarts"][0]["lr"] == 2e-3
 
 
+def test_a_continued_run_whose_limit_is_spent_says_how_to_go_on(tmp_path):
+    """The limits count the whole run: --init-from with the first run's limit would stop after one update."""
+    first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
+    with pytest.raises(ValueError, match=r"--max-steps 10 is spent already: this run has made 10 updates in all "
+                                         r".* give --max-steps 20\."):
+        train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "next", device="cpu",
+                          init_from=first)
+    with pytest.raises(ValueError, match="--max-minutes 0.001 is spent already"):
+        train_from_recipe(tiny_recipe(max_steps=0, max_minutes=0.001, eval_every=10), output=tmp_path / "m",
+                          device="cpu", resume=True)
+    assert not (tmp_path / "next").exists()
+
+
 def test_keep_saves_keeps_each_evaluation_for_averaging(tmp_path):
     out = train_from_recipe(tiny_recipe(max_steps=20, eval_every=10, keep_saves=True), output=tmp_path / "m",
                             device="cpu")
