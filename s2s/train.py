@@ -38,6 +38,7 @@ from .tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 RESUME_SUFFIX = ".resume"
 SAVES_SUFFIX = ".saves"
+CARRIED_FILE = "carried.json"  # in the resume state: what --init-from carried over (restarts, decoding)
 
 
 @dataclass
@@ -158,6 +159,7 @@ class Trainer:
                                          patience=max(recipe.lr_patience - 1, 0), threshold=0.0,
                                          threshold_mode="abs", min_lr=recipe.min_lr)
         self.state = TrainState()
+        self.carried: dict = {}  # what a checkpoint continued from says of the run (restarts): kept by --resume
         val_examples = encode_pairs([(s, r[0]) for s, r in zip(val_sources, val_refs)], source_tokenizer,
                                     target_tokenizer, model.config.max_src_tokens)
         self.val_batches = list(data_mod.token_batches(val_examples, 4000, seed=0, shuffle=False))
@@ -175,6 +177,7 @@ class Trainer:
                              training=asdict(self.state))
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(meta))
+            (tmp / CARRIED_FILE).write_text(json.dumps(self.carried))
         if self.recipe.keep_saves:  # the last few saves of a run, averaged, often beat its best one
             saves = self.resume_dir.with_name(self.resume_dir.name.removesuffix(RESUME_SUFFIX) + SAVES_SUFFIX)
             with atomic_folder(saves / f"step-{self.state.step:05d}") as tmp:
@@ -210,6 +213,8 @@ class Trainer:
         meta = json.loads((folder / "optimizer.json").read_text())
         _restore_optimizer(self.optimizer, load_file(str(folder / "optimizer.safetensors")), meta)
         self.state = TrainState(**json.loads((folder / "training.json").read_text()))
+        carried = folder / CARRIED_FILE
+        self.carried = json.loads(carried.read_text()) if carried.is_file() else {}
         if "plateau" in meta:
             self.plateau.load_state_dict(meta["plateau"])
         else:  # saved before the schedule was stored: rebuild it from the counters in training.json
@@ -221,6 +226,7 @@ class Trainer:
         """Go on from a finished checkpoint: its counters, its last learning rate, and its own validation
         score (measured now) as the score a new save must beat."""
         self.state = copy.deepcopy(start.state)
+        self.carried = copy.deepcopy(start.carried)
         self.state.evals_since_best = self.state.evals_since_lr_change = 0
         for group in self.optimizer.param_groups:
             group["lr"] = start.lr
@@ -410,9 +416,11 @@ def load_start(folder: str | Path, recipe: Recipe, lr: float | None = None) -> S
     restarts = list(training.get("restarts", []))
     restart = dict(step=state.step, from_folder=str(folder), lr=lr,
                    why="continued from a saved checkpoint: Adam's moments restart from zero")
-    before, now = training.get("recipe", {}), asdict(recipe)
-    changed = {k: [before.get(k), now[k]] for k in now
-               if k in before and k not in RUN_FIELDS and k != "model" and before[k] != now[k]}
+    # a field newer than the checkpoint's recipe had its default value there
+    before, now, default = training.get("recipe", {}), asdict(recipe), asdict(Recipe())
+    before = {k: before.get(k, default[k]) for k in now} if before else {}
+    changed = {k: [before[k], now[k]] for k in before
+               if k not in RUN_FIELDS and k != "model" and before[k] != now[k]}
     if changed:  # e.g. a data setting new in this round: the card says from which update it holds
         restart["recipe_changes"] = changed
     restarts.append(restart)
@@ -481,8 +489,7 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
         training = dict(recipe=asdict(recipe), data_report=inputs.report(), hardware=hardware,
                         train_pairs=inputs.train_pairs, state=asdict(trainer.state),
                         parameters=sum(p.numel() for p in model.parameters()))
-        if start is not None:
-            training.update(start.carried)
+        training.update(trainer.carried)
         save_checkpoint(output, trainer.model, source, target, training=training, half=recipe.half,
                         card=model_card(config, training))
 

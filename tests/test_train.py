@@ -57,6 +57,7 @@ def test_init_from_continues_a_checkpoint_whose_resume_state_is_gone(tmp_path):
     first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
     training = json.loads((first / "training.json").read_text())
     training["decoding"] = "chosen on validation"
+    del training["recipe"]["clip"]  # as if `clip` were newer than the checkpoint: it had the default then
     (first / "training.json").write_text(json.dumps(training))
     start_weights = load_checkpoint(first)[0].state_dict()
     events = []
@@ -89,6 +90,11 @@ def test_restart_lr_replaces_the_last_learning_rate_of_the_history(tmp_path):
     first_eval = next(i for i, e in enumerate(events) if e.kind == "eval")
     assert {e.lr for e in events[:first_eval] if e.kind == "step"} == {2e-3}
     assert json.loads((out / "training.json").read_text())["restarts"][0]["lr"] == 2e-3
+    # --resume of a continued run keeps its record of the restart, in the resume state and in new saves
+    train_from_recipe(tiny_recipe(max_steps=40, eval_every=10, lr=5e-3), output=out, device="cpu", resume=True)
+    carried = json.loads((tmp_path / "next.resume" / "carried.json").read_text())
+    assert [r["lr"] for r in carried["restarts"]] == [2e-3]
+    assert json.loads((out / "training.json").read_text())["restarts"] == carried["restarts"]
 
 
 def test_a_continued_run_whose_limit_is_spent_says_how_to_go_on(tmp_path):
