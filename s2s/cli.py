@@ -60,6 +60,8 @@ def read_lines(path: str | None) -> list[str]:
 def cmd_translate(args) -> int:
     options = _options(args)
     options.validate()
+    if args.by_sentence and (args.json or args.nbest > 1):
+        raise ValueError("--by-sentence writes one joined translation per line: it does not go with --json or --nbest")
     translator = load_translator(args.model, args.device, args.revision)
     lines = read_lines(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
@@ -72,7 +74,8 @@ def cmd_translate(args) -> int:
                 else:
                     out.write("\t".join(f"{h.text}\t{h.score:.4f}" for h in trace.nbest) + "\n")
         else:
-            for text in translator.translate_batch(lines, options, batch_size=args.batch_size):
+            for text in translator.translate_batch(lines, options, batch_size=args.batch_size,
+                                                   by_sentence=args.by_sentence):
                 out.write(text + "\n")
     finally:
         if args.output:
@@ -239,6 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=decode_option("seed"))
     t.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     t.add_argument("--json", action="store_true", help="one JSON trace (with attention) per line")
+    t.add_argument("--by-sentence", action="store_true",
+                   help="translate each sentence of a line on its own and join them, as the app does")
     t.add_argument("--device", default="auto", help="auto | cpu | cuda")
     t.set_defaults(func=cmd_translate)
 

@@ -37,6 +37,14 @@ def test_translate_reads_stdin_and_prints_one_line_per_sentence(tiny_checkpoint)
     assert len(lines) == 4 and lines[0] and lines[1] == "" and lines[2] and lines[3] == ""
 
 
+def test_translate_by_sentence_joins_the_sentences_translated_alone(tiny_checkpoint):
+    alone = run(["translate", "--model", str(tiny_checkpoint)], "A man rides a bike.\nTwo dogs play.\n").stdout
+    joined = run(["translate", "--model", str(tiny_checkpoint), "--by-sentence"], "A man rides a bike. Two dogs play.\n")
+    assert joined.returncode == 0 and joined.stdout == " ".join(alone.splitlines()) + "\n"
+    refused = run(["translate", "--model", str(tiny_checkpoint), "--by-sentence", "--json"], "A dog.\n")
+    assert refused.returncode != 0 and "--by-sentence writes one joined translation per line" in refused.stderr
+
+
 def test_translate_json_traces_with_attention_and_files(tiny_checkpoint, tmp_path):
     (tmp_path / "in.txt").write_text("A man rides a bike.\n", encoding="utf-8")
     result = run(["translate", "--model", str(tiny_checkpoint), "--json", "--beam", "3", "--input",
