@@ -1,19 +1,36 @@
 """The short variant of bench/load_hostile.py (issue 11): 16 new sessions translating at once while one more
-fine-tunes, against the app server of the test suite, then a round of translations alone. No call may fail,
-and the app's memory must not grow from the first round to the second."""
+fine-tunes, then a round of translations alone. No call may fail, and the app's memory must not grow from the
+first round to the second.
+
+The app here is its own (`python app.py` on the two app models, as bench/load_hostile.py starts it), not the
+suite's shared server: by this point that one holds every session of the other app and browser tests
+(~1.5 GB), and whether their state is released during the two rounds moved its RSS by ±50 MB from run to run,
+more than the leak this test is after. A fresh app measures ~10 MB of growth."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
+
+import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "load_hostile.py"
 
 
-def test_sixteen_clients_and_a_fine_tune_at_once(app_server):
+@pytest.fixture(scope="module")
+def load_hostile():
     spec = importlib.util.spec_from_file_location("load_hostile", BENCH)
-    load_hostile = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(load_hostile)
-    result = load_hostile.hostile_load(app_server, app_server.pid, rounds=2, clients=16, translations=2)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sixteen_clients_and_a_fine_tune_at_once(load_hostile, app_checkpoints, tmp_path):
+    process, url = load_hostile.start_app(sys.executable, str(app_checkpoints), tmp_path / "app.log")
+    try:
+        result = load_hostile.hostile_load(url, process.pid, rounds=2, clients=16, translations=2)
+    finally:
+        load_hostile.stop(process)
     assert result["errors"] == 0, [r["error_examples"] for r in result["rounds"]]
     assert result["rounds"][0]["fine_tune_s"] is not None and result["rounds"][0]["ok"] == 32
     assert result["rss_growth_mb"] < 50, result["rss_mb"]
