@@ -8,21 +8,16 @@ suite's shared server: by this point that one holds every session of the other a
 more than the leak this test is after. A fresh app measures ~10 MB of growth."""
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "load_hostile.py"
+from tiny import bench_script
 
 
 @pytest.fixture(scope="module")
 def load_hostile():
-    spec = importlib.util.spec_from_file_location("load_hostile", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("load_hostile")
 
 
 def test_sixteen_clients_and_a_fine_tune_at_once(load_hostile, app_checkpoints, tmp_path):

@@ -1,20 +1,14 @@
 """bench/tune_decoding.py's search over the length penalty α and the coverage penalty β, with made-up scores."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "tune_decoding.py"
+from tiny import bench_script
 
 
 @pytest.fixture(scope="module")
 def tune():
-    spec = importlib.util.spec_from_file_location("tune_decoding", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_script("tune_decoding")
 
 
 def scorer(peak_alpha: float, best_beta: float = 0.0):

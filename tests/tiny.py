@@ -1,6 +1,7 @@
 """Build tiny checkpoints for tests (and for the app/bench smoke runs)."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -17,6 +18,15 @@ from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 from s2s.train import encode_pairs
 
 TOY = Path(__file__).resolve().parent / "data" / "toy_en_de.tsv"
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+
+
+def bench_script(name: str):
+    """A script of bench/ (not a package) imported as a module, to test its functions."""
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_recipe(name: str, data: dict, dropout: float = 0.0, **train) -> str:
