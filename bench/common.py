@@ -5,6 +5,7 @@ own virtual environment, where the s2s package and its dependencies are absent.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -115,10 +116,24 @@ def write_json(path: str | Path, data: dict) -> None:
     tmp.replace(path)
 
 
-def save_result(kind: str, result: dict, markdown: str) -> Path:
+def claim_stem(base: Path) -> Path:
+    """BASE, or BASE-2, BASE-3, … : the first whose .json this call creates (O_EXCL), so two runs that finish
+    in the same minute (say, one model each on the two cores) never overwrite each other's results."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in itertools.count(1):
+        stem = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            os.close(os.open(stem.with_suffix(".json"), os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return stem
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def save_result(kind: str, result: dict, markdown: str, results: Path = RESULTS) -> Path:
     """Write bench/results/DATE-COMMIT-KIND.json and .md (atomically), print the Markdown; return the stem."""
     from datetime import datetime  # here, not at the top: the stem's time is the time of writing
-    stem = RESULTS / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-{kind}"
+    stem = claim_stem(results / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-{kind}")
     write_json(stem.with_suffix(".json"), result)
     tmp = stem.with_suffix(".md.tmp")
     tmp.write_text(markdown, encoding="utf-8")

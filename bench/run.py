@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import app_load  # noqa: E402
 import export_latency  # noqa: E402
-from common import (MULTI30K, REPO, RESULTS, WORK, cpu_bf16, git_commit, machine_info, write_json)  # noqa: E402
+from common import (MULTI30K, REPO, RESULTS, WORK, claim_stem, cpu_bf16, git_commit, machine_info, write_json)  # noqa: E402
 
 DEFAULT_MODEL = "checkpoints/en-de-multi30k"
 PARTS = ("decode", "step", "train", "joeynmt", "app", "gpu", "quality")
@@ -562,8 +562,7 @@ def main(argv: list[str] | None = None) -> int:
         results["quality"] = part_quality(args)
     results["meta"]["minutes"] = (time.perf_counter() - started) / 60
     table = report(results)
-    stem = f"{now:%Y-%m-%d-%H%M}-{commit}" + ("-quick" if args.quick else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    stem = claim_stem(RESULTS / (f"{now:%Y-%m-%d-%H%M}-{commit}" + ("-quick" if args.quick else ""))).name
     (RESULTS / f"{stem}.md").write_text(table + "\n", encoding="utf-8")
     write_json(RESULTS / f"{stem}.json", results)
     print("\n" + table)
