@@ -108,12 +108,17 @@ def machine_info() -> dict:
     return info
 
 
-def write_json(path: str | Path, data: dict) -> None:
+def write_text(path: str | Path, text: str) -> None:
+    """Write through a temporary file and rename it, so a crash never leaves half a result."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=float) + "\n")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+def write_json(path: str | Path, data: dict) -> None:
+    write_text(path, json.dumps(data, indent=2, default=float) + "\n")
 
 
 def claim_stem(base: Path) -> Path:
@@ -127,7 +132,6 @@ def claim_stem(base: Path) -> Path:
             return stem
         except FileExistsError:
             continue
-    raise AssertionError("unreachable")
 
 
 def save_result(kind: str, result: dict, markdown: str, results: Path = RESULTS) -> Path:
@@ -135,9 +139,7 @@ def save_result(kind: str, result: dict, markdown: str, results: Path = RESULTS)
     from datetime import datetime  # here, not at the top: the stem's time is the time of writing
     stem = claim_stem(results / f"{datetime.now():%Y-%m-%d-%H%M}-{git_commit()}-{kind}")
     write_json(stem.with_suffix(".json"), result)
-    tmp = stem.with_suffix(".md.tmp")
-    tmp.write_text(markdown, encoding="utf-8")
-    tmp.replace(stem.with_suffix(".md"))
+    write_text(stem.with_suffix(".md"), markdown)
     print(markdown)
     return stem
 

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import app_load  # noqa: E402
 import export_latency  # noqa: E402
-from common import (MULTI30K, REPO, RESULTS, WORK, claim_stem, cpu_bf16, git_commit, machine_info, write_json)  # noqa: E402
+from common import (MULTI30K, REPO, RESULTS, WORK, claim_stem, cpu_bf16, git_commit, machine_info, write_json, write_text)  # noqa: E402
 
 DEFAULT_MODEL = "checkpoints/en-de-multi30k"
 PARTS = ("decode", "step", "train", "joeynmt", "app", "gpu", "quality")
@@ -563,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["minutes"] = (time.perf_counter() - started) / 60
     table = report(results)
     stem = claim_stem(RESULTS / (f"{now:%Y-%m-%d-%H%M}-{commit}" + ("-quick" if args.quick else ""))).name
-    (RESULTS / f"{stem}.md").write_text(table + "\n", encoding="utf-8")
+    write_text(RESULTS / f"{stem}.md", table + "\n")
     write_json(RESULTS / f"{stem}.json", results)
     print("\n" + table)
     log(f"written bench/results/{stem}.md and .json ({results['meta']['minutes']:.1f} min)")
