@@ -461,8 +461,11 @@ def export_section(session_state: gr.State, merge: gr.Checkbox) -> gr.JSON:
                        concurrency_limit=2, concurrency_id="png",
                        show_progress="hidden")  # the files are there already; the message says "Drawing"
     show_errors(png, message, [files], session_state)
-    # another translation, sentence or model: the files of the old one go (a PNG still being drawn is dropped)
-    trace_json.change(lambda: {files: None, message: ""}, None, [files, message], cancels=[png],
+    # another translation, sentence or model: the files of the old one go (a PNG still being drawn is dropped).
+    # In the browser, not on the server: a server round trip could land after an Export clicked the moment the
+    # new trace appeared and wipe that export's links; the browser also cancels the PNG at this instant, so
+    # only a PNG of the old trace can be dropped
+    trace_json.change(None, None, [files, message], js="() => [null, '']", cancels=[png],
                       api_name="export_reset", api_visibility="private", queue=False)
     return trace_json
 
