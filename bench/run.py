@@ -27,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import app_load  # noqa: E402
 import export_latency  # noqa: E402
-from common import (MULTI30K, REPO, RESULTS, WORK, claim_stem, cpu_bf16, git_commit, machine_info, write_json, write_text)  # noqa: E402
+from common import (MULTI30K, REPO, RESULTS, WORK, claim_stem, cpu_bf16, git_commit, machine_info,  # noqa: E402
+                    write_json, write_text)
 
 DEFAULT_MODEL = "checkpoints/en-de-multi30k"
 PARTS = ("decode", "step", "train", "joeynmt", "app", "gpu", "quality")
