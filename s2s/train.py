@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -29,9 +29,10 @@ from . import data as data_mod
 from . import distributed
 from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
-from .checkpoint import load_checkpoint, save_checkpoint, write_checkpoint
+from .checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint, write_checkpoint
 from .evaluate import corpus_bleu
 from .files import atomic_folder, recover_folder
+from .config import Config
 from .model import Seq2Seq
 from .recipe import Recipe, build_config, load_splits, with_data
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
@@ -382,6 +383,17 @@ RUN_FIELDS = ("output", "max_minutes", "max_steps", "max_epochs", "threads", "ke
               "tatoeba_path", "description")
 
 
+def with_saved_decoding(config: Config, resume_dir: Path) -> Config:
+    """`config` with the decoding settings of the saved resume state, when there is one: a run continued
+    with --init-from carries the checkpoint's tuned α and β, and --resume must not reset them to the
+    recipe's, or its saves would decode differently and refuse to be averaged with the earlier ones."""
+    saved = recover_folder(resume_dir) / CONFIG_FILE
+    if not saved.is_file():
+        return config
+    found = Config.load(saved)
+    return replace(config, **{k: getattr(found, k) for k in DECODING_FIELDS})
+
+
 @dataclass
 class Start:
     """A checkpoint to continue training from: its model, tokenizers and counters, and what it says about
@@ -477,6 +489,8 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
         protos = (source.model_proto, target.model_proto)
     source, target = (Tokenizer(proto) for proto in group.broadcast(protos))
     config = build_config(recipe, source, target) if start is None else start.model.config
+    if resume and start is None:
+        config = with_saved_decoding(config, resume_dir)
     model = Seq2Seq(config) if start is None else start.model.train()
     batches = inputs.batches(source, target, config.max_src_tokens)
     val_sources, val_refs = data_mod.group_references(inputs.val)

@@ -97,6 +97,26 @@ def test_restart_lr_replaces_the_last_learning_rate_of_the_history(tmp_path):
     assert json.loads((out / "training.json").read_text())["restarts"] == carried["restarts"]
 
 
+def test_resume_of_a_continued_run_keeps_the_checkpoints_tuned_decoding(tmp_path):
+    """α and β tuned on a bundled checkpoint travel through --init-from and then --resume: saves made after
+    the resume decode as the earlier ones (and can be averaged with them), not with the recipe's defaults."""
+    first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
+    config = json.loads((first / "config.json").read_text())
+    config.update(length_penalty=1.7, coverage_penalty=0.2)
+    (first / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "next"
+    train_from_recipe(tiny_recipe(max_steps=20, eval_every=10, keep_saves=True), output=out, device="cpu",
+                      init_from=first)
+    train_from_recipe(tiny_recipe(max_steps=40, eval_every=10, keep_saves=True), output=out, device="cpu",
+                      resume=True)
+    saves = sorted((tmp_path / "next.saves").glob("step-*"))
+    assert [s.name for s in saves] == ["step-00020", "step-00030", "step-00040"]
+    for folder in (*saves, tmp_path / "next.resume", out):
+        saved = json.loads((folder / "config.json").read_text())
+        assert (saved["length_penalty"], saved["coverage_penalty"]) == (1.7, 0.2), folder
+    average_checkpoints(saves, tmp_path / "mean")  # one architecture and one decoding: they average
+
+
 def test_a_continued_run_whose_limit_is_spent_says_how_to_go_on(tmp_path):
     """The limits count the whole run: --init-from with the first run's limit would stop after one update."""
     first = train_from_recipe(tiny_recipe(max_steps=10, eval_every=10), output=tmp_path / "m", device="cpu")
