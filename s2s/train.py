@@ -29,10 +29,10 @@ from . import data as data_mod
 from . import distributed
 from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
+from .config import Config
 from .checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint, write_checkpoint
 from .evaluate import corpus_bleu
 from .files import atomic_folder, recover_folder
-from .config import Config
 from .model import Seq2Seq
 from .recipe import Recipe, build_config, load_splits, with_data
 from .tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
@@ -489,7 +489,7 @@ def _train_from_recipe(recipe: Recipe, callback: ProgressCallback | None, cancel
         protos = (source.model_proto, target.model_proto)
     source, target = (Tokenizer(proto) for proto in group.broadcast(protos))
     config = build_config(recipe, source, target) if start is None else start.model.config
-    if resume and start is None:
+    if resume:  # (start is None then)
         config = with_saved_decoding(config, resume_dir)
     model = Seq2Seq(config) if start is None else start.model.train()
     batches = inputs.batches(source, target, config.max_src_tokens)
