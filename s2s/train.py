@@ -29,8 +29,8 @@ from . import data as data_mod
 from . import distributed
 from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
-from .config import Config
 from .checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint, write_checkpoint
+from .config import Config
 from .evaluate import corpus_bleu
 from .files import atomic_folder, recover_folder
 from .model import Seq2Seq
