@@ -116,12 +116,11 @@ def cmd_train(args) -> int:
             log.flush()
 
     cancel = threading.Event()
-    if distributed.launched():  # torchrun stops a job with SIGTERM: finish the update, save, leave together
-        distributed.catch_stop_signals(cancel)
-    try:
-        out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
-                                output=args.output, data=args.data, init_from=args.init_from,
-                                restart_lr=args.restart_lr)
+    try:  # Ctrl-C or SIGTERM: finish the update, save the resume state, leave (all ranks together)
+        with distributed.stop_signals_set(cancel):
+            out = train_from_recipe(recipe, on_progress, cancel, resume=args.resume, device=args.device,
+                                    output=args.output, data=args.data, init_from=args.init_from,
+                                    restart_lr=args.restart_lr)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -13,6 +13,7 @@ to stop (a cancel on any rank, the time limit), so no rank waits for one that ha
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -103,17 +104,27 @@ def shard(examples: Sequence, group: Group) -> tuple[list, float]:
     return mine, sum(len(t) + 1 for _, t in mine) * group.world / total
 
 
-def catch_stop_signals(cancel: threading.Event) -> None:
-    """SIGINT and SIGTERM (what torchrun sends its workers when the job is stopped or a rank fails) set
-    `cancel`: the ranks agree on it after the current update, rank 0 saves the resume state, all exit.
-    A second SIGINT stops at once."""
+@contextlib.contextmanager
+def stop_signals_set(cancel: threading.Event):
+    """While inside: SIGINT and SIGTERM (Ctrl-C; what a scheduler, or torchrun to its workers, sends) set
+    `cancel`, so training finishes the current update, saves the resume state and returns (in a job the
+    ranks agree on it first). A second SIGINT stops at once. The old handlers come back on leaving; off the
+    main thread, where Python cannot install handlers, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
     def on_signal(signum, frame) -> None:
         if cancel.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         cancel.set()
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    saved = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 class LossModule(torch.nn.Module):

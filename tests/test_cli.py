@@ -2,7 +2,11 @@
 tests/test_hub.py runs it as a real subprocess (`python -m s2s.cli push`, then translate by repo id)."""
 import io
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import SimpleNamespace
@@ -162,6 +166,37 @@ def test_train_log_is_json_lines_without_nan(tmp_path):
     assert any(value is None for r in records for value in r.values())  # a value not measured at a step: null
     evaluation = next(r for r in records if r["kind"] == "eval")
     assert isinstance(evaluation["val_loss"], float) and isinstance(evaluation["val_bleu"], float)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_a_training_run_saves_its_state_and_resume_goes_on_from_there(tmp_path, stop):
+    """Ctrl-C (SIGINT) or a scheduler's SIGTERM in a plain one-process run: the update in hand finishes, the
+    resume state is saved, and --resume continues from that update instead of the last evaluation."""
+    (tmp_path / "tiny.toml").write_text(tiny_recipe("tiny", {"corpus": "pairs", "data_path": str(TOY), "n_val": 6,
+                                                              "n_test": 6}, eval_every=100000, max_steps=100000))
+    log, output = tmp_path / "log.jsonl", tmp_path / "m"
+    train = [sys.executable, "-m", "s2s.cli", "train", "--config", str(tmp_path / "tiny.toml"), "--output",
+             str(output), "--log", str(log), "--quiet", "--device", "cpu"]
+    job = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (log.exists() and any(json.loads(line)["step"] >= 10 for line in log.read_text().splitlines())):
+            assert job.poll() is None and time.monotonic() < deadline, "training did not reach update 10"
+            time.sleep(0.2)
+        job.send_signal(stop)
+        _, stderr = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)  # the process group of the job started above, nothing else
+    assert job.returncode == 0 and "continue with --resume" in stderr and "Traceback" not in stderr, stderr
+    saved = json.loads((tmp_path / "m.resume" / "training.json").read_text())["step"]
+    assert saved >= 10  # no evaluation ran: only the stop can have saved this state
+
+    resumed = run(["train", "--config", str(tmp_path / "tiny.toml"), "--output", str(output), "--resume",
+                   "--max-steps", str(saved + 3), "--quiet", "--device", "cpu"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((output / "training.json").read_text())["state"]["step"] == saved + 3
 
 
 def test_restart_lr_without_init_from_is_refused_clearly():
