@@ -2,11 +2,8 @@
 tests/test_hub.py runs it as a real subprocess (`python -m s2s.cli push`, then translate by repo id)."""
 import io
 import json
-import os
 import signal
-import subprocess
 import sys
-import time
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import SimpleNamespace
@@ -15,7 +12,7 @@ import pytest
 import torch
 
 from s2s import cli
-from tiny import TOY, tiny_recipe
+from tiny import TOY, stop_training_at, tiny_recipe
 
 
 def run(args: list[str], stdin: str | bytes = "") -> SimpleNamespace:
@@ -177,19 +174,8 @@ def test_stopping_a_training_run_saves_its_state_and_resume_goes_on_from_there(t
     log, output = tmp_path / "log.jsonl", tmp_path / "m"
     train = [sys.executable, "-m", "s2s.cli", "train", "--config", str(tmp_path / "tiny.toml"), "--output",
              str(output), "--log", str(log), "--quiet", "--device", "cpu"]
-    job = subprocess.Popen(train, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (log.exists() and any(json.loads(line)["step"] >= 10 for line in log.read_text().splitlines())):
-            assert job.poll() is None and time.monotonic() < deadline, "training did not reach update 10"
-            time.sleep(0.2)
-        job.send_signal(stop)
-        _, stderr = job.communicate(timeout=60)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)  # the process group of the job started above, nothing else
-    assert job.returncode == 0 and "continue with --resume" in stderr and "Traceback" not in stderr, stderr
+    job = stop_training_at(train, log, 10, stop)
+    assert job.returncode == 0 and "continue with --resume" in job.output and "Traceback" not in job.output, job.output
     saved = json.loads((tmp_path / "m.resume" / "training.json").read_text())["step"]
     assert saved >= 10  # no evaluation ran: only the stop can have saved this state
 

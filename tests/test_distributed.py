@@ -21,7 +21,7 @@ from s2s.model import Seq2Seq
 from s2s.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from s2s.train import encode_pairs
 from test_cli import run
-from tiny import TOY, tiny_config, tiny_recipe, tiny_tokenizers, toy_pairs
+from tiny import TOY, stop_training_at, tiny_config, tiny_recipe, tiny_tokenizers, toy_pairs
 
 WORKER = Path(__file__).resolve().parent / "ddp_worker.py"
 RECIPE = tiny_recipe("tiny-ddp", {"corpus": "pairs", "data_path": str(TOY), "n_val": 6, "n_test": 6},
@@ -154,18 +154,7 @@ def test_stopping_the_job_saves_the_state_once_and_every_rank_stops_at_the_same_
     log = tmp_path / "log.jsonl"
     command = torchrun_command(tmp_path / "audit", train_args(folder / "tiny.toml", tmp_path / "m", "--max-steps",
                                                               "100000", "--log-file", str(log)))
-    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 150
-        while not (log.exists() and any(json.loads(line)["step"] >= 10 for line in log.read_text().splitlines())):
-            assert job.poll() is None and time.monotonic() < deadline, "the job did not reach update 10"
-            time.sleep(0.2)
-        job.send_signal(signal.SIGTERM)  # what a scheduler (or Ctrl-C, via torchrun) does
-        output, _ = job.communicate(timeout=60)
-    finally:
-        if job.poll() is None:
-            os.killpg(job.pid, signal.SIGKILL)  # the process group of the job started above, nothing else
+    output = stop_training_at(command, log, 10, signal.SIGTERM).output  # a scheduler (or Ctrl-C, via torchrun)
     first, second = ranks_state(tmp_path / "audit")
     assert first == second and first["step"] >= 10
     assert assert_complete(tmp_path / "m.resume") == first["step"]

@@ -4,6 +4,10 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import sentencepiece as spm
@@ -108,3 +112,21 @@ def make_html_checkpoint(folder: str | Path) -> Path:
     overfit(model, encode_pairs(pairs, source, target, model.config.max_src_tokens), steps=120)
     training = {"recipe": {"name": Path(folder).name, "corpus": "toy"}, "state": {}}
     return save_checkpoint(folder, model, source, target, card=model_card(model.config, training), training=training)
+
+
+def stop_training_at(command: list[str], log: Path, update: int, stop: signal.Signals) -> subprocess.Popen:
+    """Run a training command (it logs JSON lines to `log`) until it logs `update`, then send it `stop` and
+    wait; returns the finished process with its .output (stdout and stderr together)."""
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        while not (log.exists() and any(json.loads(line)["step"] >= update for line in log.read_text().splitlines())):
+            assert job.poll() is None and time.monotonic() < deadline, f"training did not reach update {update}"
+            time.sleep(0.2)
+        job.send_signal(stop)
+        job.output, _ = job.communicate(timeout=60)
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)  # the process group of the job started above, nothing else
+    return job
