@@ -6,7 +6,11 @@ but the back-translation of the model's output does not. Words the reverse model
 (paraphrases, its own mistakes) therefore do not count against the forward model.
 
     .venv/bin/python bench/omissions.py --model checkpoints/en-de --reverse checkpoints/de-en \
-        [--coverage-penalty 0 0.2] [--json bench/results/omissions-en-de.json]
+        [--coverage-penalty 0 0.2] [--reverse-weight 1 --rerank-beam 10] [--json bench/results/omissions-en-de.json]
+
+`--reverse-weight`: also decode with the beam reranked by the reverse model (s2s.rerank) at these weights.
+That reranker is the model this count back-translates with, so it is partly judged by itself: read its
+rows as "what the reranker removes of what it can see", not as an independent count.
 """
 from __future__ import annotations
 
@@ -75,22 +79,31 @@ def main() -> int:
     parser.add_argument("--reverse", required=True, help="the model of the opposite direction")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument("--coverage-penalty", type=float, nargs="+", default=[0.0])
+    parser.add_argument("--reverse-weight", type=float, nargs="*", default=[],
+                        help="reranking weights λ to count as well (at the model's own β)")
+    parser.add_argument("--rerank-beam", type=int, default=10, help="beam width of the reranked decodes")
     parser.add_argument("--json")
     args = parser.parse_args()
-    forward, reverse = Translator.load(args.model, device="cpu"), Translator.load(args.reverse, device="cpu")
+    # the count itself never reranks: the back-translations are the reverse model's plain beam search
+    forward = Translator.load(args.model, device="cpu")
+    reverse = Translator.load(args.reverse, device="cpu", reverse=False)
+    forward.reverse = forward.reverse or (reverse if args.reverse_weight else None)
     lang = forward.config.src_lang
     pairs = read_everyday(lang, forward.config.tgt_lang)
     sources, refs = [s for s, _ in pairs], [t for _, t in pairs]
     back_refs = reverse.translate_batch(refs, DecodeOptions(method="beam", beam_size=args.beam))
     results = {}
-    for beta in args.coverage_penalty:
-        options = DecodeOptions(method="beam", beam_size=args.beam, coverage_penalty=beta)
+    runs = [(f"coverage_penalty={beta}", DecodeOptions(method="beam", beam_size=args.beam, coverage_penalty=beta,
+                                                       reverse_weight=0.0)) for beta in args.coverage_penalty]
+    runs += [(f"reverse_weight={weight}", DecodeOptions(method="beam", beam_size=args.rerank_beam,
+                                                        reverse_weight=weight)) for weight in args.reverse_weight]
+    for key, options in runs:
         hyps = forward.translate_batch(sources, options)
         back_hyps = reverse.translate_batch(hyps, DecodeOptions(method="beam", beam_size=args.beam))
         omitted, checked, examples = count_omissions(sources, back_hyps, back_refs, lang)
-        results[f"coverage_penalty={beta}"] = dict(omitted=omitted, checked=checked, sentences=len(sources),
-                                                   examples=examples)
-        print(f"{args.model} beam {args.beam} coverage penalty {beta}: {omitted} of {checked} recoverable "
+        results[key] = dict(omitted=omitted, checked=checked, sentences=len(sources), beam=options.beam_size,
+                            examples=examples)
+        print(f"{args.model} beam {options.beam_size} {key.replace('_', ' ')}: {omitted} of {checked} recoverable "
               f"source content words omitted ({len(examples)} sentences)", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -15,8 +15,8 @@ TESTS = [("everyday", ""), ("everyday", ", by sentence"), ("tatoeba-test", ""), 
 
 
 def main() -> None:
-    print("| model | test set | greedy BLEU / chrF | beam 5 BLEU / chrF | beam settings |")
-    print("|---|---|---|---|---|")
+    print("| model | test set | greedy BLEU / chrF | beam 5 BLEU / chrF | reranked beam BLEU / chrF | beam settings |")
+    print("|---|---|---|---|---|---|")
     for name in ORDER:
         folder = ROOT / "checkpoints" / name
         if not (folder / "metrics.json").is_file():
@@ -26,19 +26,25 @@ def main() -> None:
         settings = f"α = {config.get('length_penalty', 1.0):g}, β = {config.get('coverage_penalty', 0):g}"
         for test, suffix in TESTS:
             greedy, beam = metrics.get(f"{test}/greedy{suffix}"), metrics.get(f"{test}/beam 5{suffix}")
-            if not (greedy or beam):
+            reranked = next((m for m in metrics.values() if m.get("test_set") == test and m.get("reverse_weight")
+                             and m["decoding"].endswith("reranked by " + str(m.get("reverse_model")) + suffix)), None)
+            if not (greedy or beam or reranked):
                 continue
             cell = (lambda m: f"{m['bleu']:.1f} / {m['chrf']:.1f}" if m else "–")
-            print(f"| {name} | {test}{suffix} ({(greedy or beam)['sentences']:,}) | {cell(greedy)} | {cell(beam)} "
-                  f"| {settings} |")
+            how = (f"; reranked: {reranked['decoding'].split(',')[0]}, λ = {reranked['reverse_weight']:g}"
+                   if reranked else "")
+            print(f"| {name} | {test}{suffix} ({(greedy or beam or reranked)['sentences']:,}) | {cell(greedy)} "
+                  f"| {cell(beam)} | {cell(reranked)} | {settings}{how} |")
     print()
     for name in ORDER:
         path = ROOT / "bench" / "results" / "models" / f"omissions-{name}.json"
         if path.is_file():
             counts = json.loads(path.read_text(encoding="utf-8"))
-            parts = [f"{key.split('=')[1]}: {v['omitted']} of {v['checked']}" for key, v in counts.items()]
-            print(f"- {name}: omitted source content words on the everyday set by coverage penalty β — "
-                  + "; ".join(parts))
+            label = {"coverage_penalty": "β", "reverse_weight": "reranked, λ"}
+            parts = [f"{label[key.split('=')[0]]} {key.split('=')[1]}"
+                     f"{' (beam ' + str(v['beam']) + ')' if 'beam' in v else ''}: {v['omitted']} of {v['checked']}"
+                     for key, v in counts.items()]
+            print(f"- {name}: omitted source content words on the everyday set — " + "; ".join(parts))
 
 
 if __name__ == "__main__":

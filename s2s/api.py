@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import weakref
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import ClassVar, Sequence
 import numpy as np
 import torch
 
-from . import search
+from . import rerank, search
 from .checkpoint import load_checkpoint
 from .model import DecoderState, Memory, Seq2Seq
 from .sentences import split_sentences
 from .tokenizer import SPECIAL_PIECES, WORD_START, Tokenizer
 from .trace import BeamNode, Candidate, Hypothesis, Trace
 
+log = logging.getLogger("s2s")
 CANDIDATES = 5  # the most likely pieces recorded at every step (Trace.top_k, the Step tab's choices)
 MAX_FORCED_CHARS = 200  # a typed word to force
 
@@ -58,6 +60,7 @@ class DecodeOptions:
     length_penalty: float | None = None  # beam: GNMT exponent; None: the model's own (config.length_penalty)
     coverage_penalty: float | None = None  # beam: GNMT β; None: the model's own (config.coverage_penalty)
     nbest: int = 1  # beam: hypotheses returned
+    reverse_weight: float | None = None  # beam: λ of the reverse model's score (s2s.rerank); None: the model's own
     temperature: float = 1.0  # sample
     top_k: int = 0  # sample from the k most likely pieces only (0: all)
     top_p: float = 1.0  # sample from the smallest set of pieces holding this much probability
@@ -67,11 +70,12 @@ class DecodeOptions:
     METHODS: ClassVar[tuple[str, ...]] = ("greedy", "beam", "sample")
     RANGES: ClassVar[dict[str, tuple[float, float]]] = dict(
         beam_size=(1, 64), nbest=(1, 64), length_penalty=(0.0, 5.0), coverage_penalty=(0.0, 5.0),
+        reverse_weight=(0.0, 5.0),
         temperature=(0.05, 10.0), top_k=(0, 1000),
         top_p=(0.05, 1.0), seed=(0, 2**31 - 1))
     LABELS: ClassVar[dict[str, str]] = dict(
         beam_size="beam width", nbest="n-best", length_penalty="length penalty",
-        coverage_penalty="coverage penalty", temperature="temperature",
+        coverage_penalty="coverage penalty", reverse_weight="back-translation weight", temperature="temperature",
         top_k="top-k", top_p="top-p", seed="seed")
 
     def validate(self) -> None:
@@ -80,7 +84,7 @@ class DecodeOptions:
             raise ValueError(f"decoding method must be greedy, beam or sample, not {self.method!r}")
         for name, (low, high) in self.RANGES.items():
             value = getattr(self, name)
-            if (value is None and name in ("length_penalty", "coverage_penalty", "seed")
+            if (value is None and name in ("length_penalty", "coverage_penalty", "reverse_weight", "seed")
                     or name == "nbest" and self.method != "beam"):
                 continue
             if not low <= value <= high:
@@ -131,21 +135,39 @@ class Continuation:
 
 class Translator:
     def __init__(self, model: Seq2Seq, source_tokenizer: Tokenizer, target_tokenizer: Tokenizer,
-                 name: str = "model", device: str | torch.device = "cpu") -> None:
+                 name: str = "model", device: str | torch.device = "cpu", reverse: "Translator | None" = None
+                 ) -> None:
+        """reverse: the model that translates back, which reranks the beam's n-best (s2s.rerank)."""
         self.device = pick_device(device) if isinstance(device, str) else device
         self.model = model.to(self.device).eval()
         self.source_tokenizer, self.target_tokenizer, self.name = source_tokenizer, target_tokenizer, name
         self.config = model.config
+        self.reverse = reverse
 
     @classmethod
     def load(cls, path: str | Path, device: str = "auto", name: str | None = None,
-             quantize: bool = False) -> "Translator":
-        """quantize: int8 Linear weights for CPU serving (`quantize_int8`)."""
+             quantize: bool = False, reverse: bool = True) -> "Translator":
+        """quantize: int8 Linear weights for CPU serving (`quantize_int8`). reverse: also load the model that
+        translates back (config.reverse_model, a sibling folder) when there is one, for reranking."""
         target_device = pick_device(device)
         model, source_tokenizer, target_tokenizer = load_checkpoint(path, target_device)
         if quantize:
             model = quantize_int8(model)
-        return cls(model, source_tokenizer, target_tokenizer, name or Path(path).name, target_device)
+        back = _load_reverse(Path(path), model.config, device, quantize) if reverse else None
+        return cls(model, source_tokenizer, target_tokenizer, name or Path(path).name, target_device, back)
+
+    def reverse_weight(self, options: DecodeOptions) -> float:
+        """The λ that reranks this decode: 0 unless beam search with a reverse model at hand."""
+        weight = self.config.reverse_weight if options.reverse_weight is None else options.reverse_weight
+        return weight if options.method == "beam" and self.reverse is not None else 0.0
+
+    def reverse_notice(self, options: DecodeOptions) -> str:
+        """Why a decode that should be reranked is not ("" when it is, or should not be)."""
+        weight = self.config.reverse_weight if options.reverse_weight is None else options.reverse_weight
+        if options.method != "beam" or not weight or self.reverse is not None:
+            return ""
+        wanted = self.config.reverse_model or "a model that translates back"
+        return f"Not reranked: the reverse model ({wanted}) is not loaded beside this one."
 
     # ------------------------------------------------------------------ encoding
     def encode_source(self, text: str) -> tuple[list[int], str]:
@@ -169,20 +191,33 @@ class Translator:
     # ------------------------------------------------------------------ decoding
     @torch.inference_mode()
     def _decode(self, id_lists: list[list[int]], options: DecodeOptions, prefixes=None, record_tree=False,
-                candidates: int = CANDIDATES) -> list[search.BeamResult]:
+                candidates: int = CANDIDATES, sources: Sequence[str] | None = None) -> list[search.BeamResult]:
+        """sources: the texts behind id_lists, which the reverse model reads when it reranks a beam."""
         memory, state, lengths = self._encode_batch(id_lists)
         max_len = search.max_target_length(lengths, ratio=options.max_ratio)
         if options.method == "beam" and not prefixes:
             penalty = self.config.length_penalty if options.length_penalty is None else options.length_penalty
             beta = self.config.coverage_penalty if options.coverage_penalty is None else options.coverage_penalty
-            return search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
-                                      length_penalty=penalty, nbest=int(options.nbest), candidates=candidates,
-                                      record_tree=record_tree, coverage_penalty=beta)
+            weight = self.reverse_weight(options) if sources is not None else 0.0
+            results = search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
+                                         length_penalty=penalty, nbest=int(options.beam_size if weight else
+                                                                           options.nbest),
+                                         candidates=candidates, record_tree=record_tree, coverage_penalty=beta)
+            return self._reranked(results, sources, weight, int(options.nbest)) if weight else results
         chooser = search.argmax_chooser
         if options.method == "sample":
             chooser = search.sampling_chooser(options.temperature, int(options.top_k), options.top_p, options.seed)
         return [search.BeamResult([d]) for d in
                 search.decode(self.model, memory, state, max_len, chooser, prefixes=prefixes, candidates=candidates)]
+
+    def _reranked(self, results: list[search.BeamResult], sources: Sequence[str], weight: float, nbest: int
+                  ) -> list[search.BeamResult]:
+        """Each beam's finished hypotheses reordered by the reverse model (s2s.rerank), cut to nbest."""
+        texts = [[self.target_tokenizer.decode(h.ids) for h in result.nbest] for result in results]
+        back = iter(rerank.back_logprobs(self.reverse, [s for s, ts in zip(sources, texts) for _ in ts],
+                                         [t for ts in texts for t in ts]))
+        return [search.BeamResult(rerank.rerank(result.nbest, [next(back) for _ in result.nbest], weight)[:nbest],
+                                  result.tree) for result in results]
 
     def translate(self, text: str, options: DecodeOptions | None = None, prefix: list[int] | None = None,
                   record_tree: bool = True) -> Trace:
@@ -194,7 +229,8 @@ class Translator:
                          step_logprobs=[], top_k=[], logprob=0.0, method=options.method)
         src_ids, notice = self.encode_source(text)
         result = self._decode([src_ids], options, prefixes=[prefix] if prefix else None,
-                              record_tree=record_tree)[0]
+                              record_tree=record_tree, sources=[text])[0]
+        notice = " ".join(n for n in (notice, "" if prefix else self.reverse_notice(options)) if n)
         return self._trace(text, src_ids, result, options.method, notice)
 
     def translate_batch(self, texts: list[str], options: DecodeOptions | None = None,
@@ -215,7 +251,8 @@ class Translator:
         out = [""] * len(texts)
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            results = self._decode([encoded[i] for i in chunk], options, candidates=0)
+            results = self._decode([encoded[i] for i in chunk], options, candidates=0,
+                                   sources=[texts[i] for i in chunk])
             for i, result in zip(chunk, results):
                 out[i] = self.target_tokenizer.decode(result.nbest[0].ids)
         return out
@@ -225,8 +262,8 @@ class Translator:
         pieces, decode = self.target_tokenizer.pieces, self.target_tokenizer.decode
         top = [[Candidate(piece=p, id=int(i), prob=float(pr)) for p, i, pr in zip(pieces(ids), ids, probs)]
                for ids, probs in zip(best.top_ids.tolist(), best.top_probs.tolist())]
-        nbest = [Hypothesis(text=decode(h.ids), pieces=pieces(h.ids), score=float(h.score), logprob=h.logprob)
-                 for h in result.nbest]
+        nbest = [Hypothesis(text=decode(h.ids), pieces=pieces(h.ids), score=float(h.score), logprob=h.logprob,
+                            back_logprob=h.back_logprob) for h in result.nbest]
         tree = [BeamNode(**{**node, "piece": pieces([node["id"]])[0]}) for node in result.tree]
         return Trace(source=text, source_pieces=self.source_tokenizer.pieces(src_ids), target_pieces=pieces(best.ids),
                      translation=decode(best.ids), attention=best.alpha.tolist(),
@@ -387,3 +424,25 @@ class Translator:
         if not ids:
             raise ValueError(f"{text!r} gives no target pieces.")
         return ids
+
+
+def _load_reverse(path: Path, config, device: str, quantize: bool) -> "Translator | None":
+    """The model that translates back, from the sibling folder config.reverse_model, when it is there and
+    reads the other way (None otherwise: the model then decodes without reranking, and says so)."""
+    if not config.reverse_model:
+        return None
+    folder = path.parent / config.reverse_model
+    if not (folder / "config.json").is_file():
+        log.info("%s: reverse model %s not found beside it; beam search is not reranked", path.name, folder)
+        return None
+    try:
+        reverse = Translator.load(folder, device=device, quantize=quantize, reverse=False)
+    except Exception as err:  # a broken reverse model must not keep the model itself from loading
+        log.warning("%s: reverse model %s cannot be loaded (%s); beam search is not reranked", path.name, folder, err)
+        return None
+    c = reverse.config
+    if (c.src_lang, c.tgt_lang) != (config.tgt_lang, config.src_lang):
+        log.warning("%s: %s translates %s→%s, not %s→%s; beam search is not reranked", path.name, folder.name,
+                    c.src_lang, c.tgt_lang, config.tgt_lang, config.src_lang)
+        return None
+    return reverse

@@ -219,6 +219,12 @@ def _results_section(config: Config, training: dict, metrics: dict) -> str:
             "(GNMT form ((5 + |Y|) / 6)^α)")
     if config.coverage_penalty:
         note += f" and coverage penalty β = {config.coverage_penalty:g} (GNMT: β·Σᵢ log min(Σₜ αₜᵢ, 1))"
+    if config.reverse_model and config.reverse_weight:
+        note += (f", and reranks the beam's finished translations by the model that translates back, "
+                 f"`{config.reverse_model}` (a sibling folder), with weight λ = {config.reverse_weight:g}: "
+                 "score + λ · its mean log p(source piece | translation) (rows "
+                 f"\"beam N, reranked by {config.reverse_model}\"; plain \"beam N\" rows are without it: "
+                 "`s2s evaluate --reverse-weight 0`)")
     note += f": {training['decoding']}.\n" if training.get("decoding") else ".\n"
     return f"""
 ## Results

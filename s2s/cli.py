@@ -36,7 +36,7 @@ def _options(args) -> DecodeOptions:
                              top_p=args.top_p, seed=args.seed)
     if args.beam and args.beam > 1:
         return DecodeOptions(method="beam", beam_size=args.beam, length_penalty=args.length_penalty,
-                             nbest=args.nbest)
+                             nbest=args.nbest, reverse_weight=args.reverse_weight)
     return DecodeOptions()
 
 
@@ -159,8 +159,8 @@ def cmd_evaluate(args) -> int:
     for test in args.test:
         sources, refs = test_pairs(test, translator, args.data, recipe)
         for beam in args.beam:
-            options = (DecodeOptions(method="beam", beam_size=beam, length_penalty=args.length_penalty)
-                       if beam > 1 else DecodeOptions())
+            options = (DecodeOptions(method="beam", beam_size=beam, length_penalty=args.length_penalty,
+                                     reverse_weight=args.reverse_weight) if beam > 1 else DecodeOptions())
             result = evaluate(translator, sources, refs, options, batch_size=args.batch_size,
                               by_sentence=args.by_sentence)
             result["test_set"] = test
@@ -232,6 +232,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beam", type=decode_option("beam_size"), default=1, help="beam width (1 = greedy)")
     t.add_argument("--length-penalty", type=decode_option("length_penalty"),
                    help="beam length penalty α (default: the model's own)")
+    t.add_argument("--reverse-weight", type=decode_option("reverse_weight"),
+                   help="beam: weight λ of the reverse model's log p(source | translation) when it reranks the "
+                   "beam (default: the model's own; 0 = no reranking)")
     t.add_argument("--nbest", type=decode_option("nbest"), default=1,
                    help="print the n best (tab-separated text and score)")
     t.add_argument("--sample", action="store_true", help="sample instead of searching")
@@ -282,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--beam", type=decode_option("beam_size"), nargs="+", default=[5], help="beam widths (1 = greedy)")
     e.add_argument("--length-penalty", type=decode_option("length_penalty"),
                    help="beam length penalty α (default: the model's own)")
+    e.add_argument("--reverse-weight", type=decode_option("reverse_weight"),
+                   help="beam: weight λ of the reverse model's log p(source | translation) when it reranks the "
+                   "beam (default: the model's own; 0 = no reranking)")
     e.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     e.add_argument("--json", help="write the scores here")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model card")

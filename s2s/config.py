@@ -18,6 +18,9 @@ MAX_SIZE = 4096  # emb_size, encoder_hidden_size, hidden_size, attentional_size
 MAX_LAYERS = 8
 MAX_SRC_TOKENS = 1024  # pieces per input sentence; longer inputs are truncated with a notice
 MAX_CONFIG_BYTES = 64 * 1024  # a config.json is about 700 bytes
+# Decoding settings chosen after training (bench/tune_decoding.py), not part of the architecture: a run
+# continued from a checkpoint keeps them, and models that differ only in them have the same architecture.
+DECODING_FIELDS = ("length_penalty", "coverage_penalty", "reverse_model", "reverse_weight")
 LIMITS = dict(src_vocab_size=MAX_VOCAB_SIZE, tgt_vocab_size=MAX_VOCAB_SIZE, emb_size=MAX_SIZE,
               encoder_hidden_size=MAX_SIZE, hidden_size=MAX_SIZE, attentional_size=MAX_SIZE, num_layers=MAX_LAYERS,
               max_src_tokens=MAX_SRC_TOKENS)
@@ -51,6 +54,10 @@ class Config:
     max_src_tokens: int = 256  # longer inputs are truncated (with a notice) before encoding
     length_penalty: float = 1.0  # beam search's default α for this model, tuned on validation data
     coverage_penalty: float = 0.0  # beam search's default GNMT coverage β for this model, tuned on validation
+    # Reranking the beam's n-best by the model that translates back (s2s.rerank): that model's checkpoint
+    # folder, a sibling of this one (e.g. "de-en" beside "en-de"), and its weight λ, tuned on validation.
+    reverse_model: str = ""
+    reverse_weight: float = 0.0
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -80,6 +87,11 @@ class Config:
             raise ConfigError(f"length_penalty must be in [0, 5], got {self.length_penalty}")
         if not 0.0 <= self.coverage_penalty <= 5.0:
             raise ConfigError(f"coverage_penalty must be in [0, 5], got {self.coverage_penalty}")
+        if not 0.0 <= self.reverse_weight <= 5.0:
+            raise ConfigError(f"reverse_weight must be in [0, 5], got {self.reverse_weight}")
+        if self.reverse_model and not _is_folder_name(self.reverse_model):
+            raise ConfigError(f"reverse_model must be the name of a sibling checkpoint folder, got "
+                              f"{_short(self.reverse_model)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.attention == "dot" and self.memory_size != self.hidden_size:
@@ -136,6 +148,12 @@ class Config:
         except (ValueError, RecursionError) as err:  # bad JSON or UTF-8, a 5000-digit number, [[[[...]]]]
             raise ConfigError(f"config.json is not valid JSON: {str(err)[:200]}") from None
         return cls.from_dict(data)
+
+
+def _is_folder_name(name: str) -> bool:
+    """A plain folder name: no path separators, no "..", nothing hidden (config.json may come from anywhere)."""
+    return (0 < len(name) <= 100 and not name.startswith(".") and "/" not in name and "\\" not in name
+            and name.isprintable())
 
 
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}

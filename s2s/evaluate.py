@@ -70,13 +70,15 @@ def evaluate(translator: Translator, sources: list[str], references: list[list[s
     bleu_metric, chrf_metric = sacrebleu.BLEU(), sacrebleu.CHRF()
     bleu = bleu_metric.corpus_score(hyps, streams)  # one scoring pass gives the score and its signature
     chrf = chrf_metric.corpus_score(hyps, streams)
+    weight = translator.reverse_weight(options)
     decoding = ("greedy" if options.method == "greedy" else f"beam {options.beam_size}") + (
-        ", by sentence" if by_sentence else "")
+        f", reranked by {translator.reverse.name}" if weight else "") + (", by sentence" if by_sentence else "")
+    reranking = dict(reverse_model=translator.reverse.name, reverse_weight=weight) if weight else {}
     return dict(bleu=bleu.score, chrf=chrf.score, decoding=decoding, sentences=len(sources),
                 signature=str(bleu_metric.get_signature()), chrf_signature=str(chrf_metric.get_signature()),
                 length_penalty=(translator.config.length_penalty if options.length_penalty is None
                                 else options.length_penalty) if options.method == "beam" else None,
-                seconds=round(seconds, 2), hypotheses=hyps)
+                **reranking, seconds=round(seconds, 2), hypotheses=hyps)
 
 
 def update_card_metrics(folder: str | Path, results: dict[str, dict]) -> None:

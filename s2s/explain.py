@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from . import search
+from .config import DECODING_FIELDS
 from .model import DecoderState, Memory, Seq2Seq
 from .plots import attention_view
 from .trace import Trace
@@ -255,7 +256,6 @@ def greedy_ids(model: Seq2Seq, source_ids: Sequence[int]) -> list[int]:
 
 
 # ---------------------------------------------------------------------- models that differ only in the score
-DECODING_DEFAULTS = ("length_penalty", "coverage_penalty")  # tuned after training: not part of the architecture
 
 
 def differences_besides_attention(models: Sequence[Seq2Seq]) -> list[str]:
@@ -264,7 +264,7 @@ def differences_besides_attention(models: Sequence[Seq2Seq]) -> list[str]:
     if len(models) < 2:
         return []
     first, problems = models[0], []
-    skip = {"attention", *DECODING_DEFAULTS}
+    skip = {"attention", *DECODING_FIELDS}
     base = {k: v for k, v in first.config.to_dict().items() if k not in skip}
     shapes = {k: tuple(v.shape) for k, v in first.state_dict().items() if not k.startswith("attention.")}
     for model in models[1:]:

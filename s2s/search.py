@@ -23,8 +23,9 @@ class Decoded:
     step_logprobs: list[float]
     top_ids: np.ndarray  # (T, k) the k candidates (most likely pieces) at each step
     top_probs: np.ndarray  # (T, k) their probabilities
-    score: float = 0.0  # ranking score (length-normalised for beam)
+    score: float = 0.0  # ranking score (length-normalised for beam; + λ·back_logprob when reranked)
     finished: bool = True
+    back_logprob: float | None = None  # reranked (s2s.rerank): the reverse model's mean log p(x | y) per piece
 
     @property
     def logprob(self) -> float:

@@ -30,8 +30,9 @@ class BeamNode:
 class Hypothesis:
     text: str
     pieces: list[str]
-    score: float  # length-normalised log-probability used for ranking
+    score: float  # length-normalised log-probability used for ranking (+ λ·back_logprob when reranked)
     logprob: float
+    back_logprob: float | None = None  # reranked by the reverse model: its mean log p(source piece | this text)
 
 
 @dataclass

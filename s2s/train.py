@@ -30,7 +30,7 @@ from . import distributed
 from .api import DecodeOptions, Translator, pick_device
 from .card import model_card, refresh_card
 from .checkpoint import CONFIG_FILE, load_checkpoint, save_checkpoint, write_checkpoint
-from .config import Config
+from .config import DECODING_FIELDS, Config
 from .evaluate import corpus_bleu
 from .files import atomic_folder, recover_folder
 from .model import Seq2Seq
@@ -376,8 +376,6 @@ def _to_cpu(obj):
 
 
 # ---------------------------------------------------------------------- continuing a finished checkpoint
-# Settings that are chosen after training (s2s.config) and may differ from the recipe's.
-DECODING_FIELDS = ("length_penalty", "coverage_penalty")
 # Recipe fields that say where a run writes and how long it may take, not what it learns from.
 RUN_FIELDS = ("output", "max_minutes", "max_steps", "max_epochs", "threads", "keep_saves", "data_path",
               "tatoeba_path", "description")
@@ -618,5 +616,6 @@ def fine_tune(base: Translator, train_pairs: Sequence[tuple[str, str]], heldout_
                       base.device, callback, cancel)
     train_state = trainer.run()
     model.eval()
-    tuned = Translator(model, source_tokenizer, target_tokenizer, name=f"{base.name}-finetuned", device=base.device)
+    tuned = Translator(model, source_tokenizer, target_tokenizer, name=f"{base.name}-finetuned", device=base.device,
+                       reverse=base.reverse)  # the base's reverse model still reranks: it reads the same languages
     return tuned, train_state

@@ -200,17 +200,18 @@ def call_raw(server: str, api_name: str, data) -> tuple[str, object]:
     raise AssertionError("the event stream ended without a result")
 
 
-GOOD = [MODEL, SENTENCE, "beam", 3, 1.0, 1, 1.0, 0, 1.0, 1, False]
+GOOD = [MODEL, SENTENCE, "beam", 3, 1.0, 1, 1.0, 0, 1.0, 1, False, 0.0]
 MALFORMED = [  # issue 11, item 8: each of these was answered {"error": null}, or with a 27-line traceback logged
     ("translate", GOOD[:3] + ["abc"] + GOOD[4:], "Beam width must be a finite number between 1 and 64, not 'abc'"),
     ("translate", GOOD[:3] + [1000] + GOOD[4:], "Beam width must be between 1 and 64, not 1000"),
     ("translate", GOOD[:3] + [[5]] + GOOD[4:], "Beam width must be a finite number between 1 and 64, not [5]"),
-    ("translate", GOOD[:9] + ["x", False], "Seed (empty: random) must be a finite number, not 'x'"),
-    ("translate", GOOD[:10] + ["yes"], "Merge subword pieces into words must be true or false, not 'yes'"),
+    ("translate", GOOD[:9] + ["x", False, 0.0], "Seed (empty: random) must be a finite number, not 'x'"),
+    ("translate", GOOD[:10] + ["yes", 0.0], "Merge subword pieces into words must be true or false, not 'yes'"),
+    ("translate", GOOD[:11] + [9], "Back-translation weight λ must be between 0 and 5, not 9"),
     ("translate", [MODEL, {"text": 1}] + GOOD[2:], "Source text must be text"),
     ("translate", ["nope"] + GOOD[1:], "Model must be one of ['html-en-de', 'tiny-en-de'], not 'nope'"),
     ("translate", GOOD[:2] + ["bogus"] + GOOD[3:], "Decoding must be one of"),
-    ("translate", GOOD[:2], "/translate takes 11 inputs (Model, Source text, Decoding, Beam width"),
+    ("translate", GOOD[:2], "/translate takes 12 inputs (Model, Source text, Decoding, Beam width"),
     ("fine_tune", [MODEL, "a\tb\nc\td", [], "x", 1e-3], "Epochs must be a finite number between 1 and 20"),
     ("fine_tune", [MODEL, "a\tb\nc\td", "pairs.tsv", 1, 1e-3], "upload each file first"),
     ("fine_tune", [MODEL, "a\tb\nc\td", [], 1, float("nan")], "must be a finite number"),

@@ -251,7 +251,8 @@ def describe(translator: Translator) -> str:
 
 def model_overview(name: str, session: Session | None = None) -> dict:
     """Model tab and examples: card (markdown, front matter removed), config, a summary line that says what
-    the model was trained on, its own examples and its length penalty."""
+    the model was trained on, its own examples, its length penalty and its reranking weight (0 without a reverse
+    model at hand)."""
     session = session or Session()
     translator = get_translator(name, session)
     own = session.models.get(name)
@@ -270,7 +271,8 @@ def model_overview(name: str, session: Session | None = None) -> dict:
                f"on {translator.device}")
     return dict(name=name, label=model_label(name, session), summary=summary, card=card, config=c.to_dict(),
                 source_language=LANGUAGES.get(c.src_lang, c.src_lang),
-                examples=_examples_for(name, translator), length_penalty=c.length_penalty)
+                examples=_examples_for(name, translator), length_penalty=c.length_penalty,
+                reverse_weight=c.reverse_weight if translator.reverse is not None else 0.0)
 
 
 def _trained_on(name: str, own: OwnModel | None, folder: Path | None) -> str:

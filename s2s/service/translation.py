@@ -28,7 +28,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet may read
 
 
 def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: Any = None, nbest: Any = 1,
-                   temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0, seed: Any = None) -> DecodeOptions:
+                   temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0, seed: Any = None,
+                   reverse_weight: Any = None) -> DecodeOptions:
     """UI values -> validated DecodeOptions (its RANGES), with a clear message for every bad value. n-best
     above the beam width is cut to the beam width (a beam holds no more hypotheses than that)."""
     method = (method or "greedy").strip().lower()
@@ -42,6 +43,7 @@ def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: A
     options = DecodeOptions(
         method=method, beam_size=parse(beam_size, "beam_size", int),
         length_penalty=None if length_penalty is None else parse(length_penalty, "length_penalty"),
+        reverse_weight=None if reverse_weight is None else parse(reverse_weight, "reverse_weight"),
         nbest=parse(nbest, "nbest", int) if method == "beam" else 1, temperature=parse(temperature, "temperature"),
         top_k=parse(top_k, "top_k", int), top_p=parse(top_p, "top_p"), seed=None if no_seed else parse(seed, "seed", int))
     if options.method == "beam" and 1 <= options.beam_size < options.nbest:
@@ -56,15 +58,16 @@ def decode_options(method: str = "greedy", beam_size: Any = 5, length_penalty: A
 @gpu()
 def translate(model: str, text: str, method: str = "greedy", beam_size: Any = 5, length_penalty: Any = None,
               nbest: Any = 1, temperature: Any = 1.0, top_k: Any = 0, top_p: Any = 1.0, seed: Any = None,
-              merge_words: bool = False, session: Session | None = None) -> dict:
-    """Translate a sentence, or a paragraph sentence by sentence.
+              merge_words: bool = False, session: Session | None = None, reverse_weight: Any = None) -> dict:
+    """Translate a sentence, or a paragraph sentence by sentence. reverse_weight: λ of the reranking by the model
+    that translates back (None: the model's own).
 
     Returns the whole translation, every sentence's trace ("traces", dicts) with a short label each
     ("sentences"), a "notice" (truncation, n-best reduced to the beam width) and the views of the first
     sentence: "nbest" rows, its "trace", "heatmap", "coverage", "coverage_notes" and "beam_tree".
     """
     text = check_text(text)
-    options = decode_options(method, beam_size, length_penalty, nbest, temperature, top_k, top_p, seed)
+    options = decode_options(method, beam_size, length_penalty, nbest, temperature, top_k, top_p, seed, reverse_weight)
     lines = [split_sentences(line) for line in text.splitlines() if line.strip()]
     sentences = [sentence for line in lines for sentence in line]
     if len(sentences) > MAX_SENTENCES:
@@ -114,8 +117,8 @@ def sentence_views(traces: list | None, index: Any = 0, merge_words: bool = Fals
 
 
 def _sentence_views(trace: Trace, merge_words: bool) -> dict:
-    rows = [[rank, readable_text(h.pieces), round(h.score, 4), round(h.logprob, 4)]
-            for rank, h in enumerate(trace.nbest, 1)]
+    rows = [[rank, readable_text(h.pieces), round(h.score, 4), round(h.logprob, 4),
+             "–" if h.back_logprob is None else round(h.back_logprob, 4)] for rank, h in enumerate(trace.nbest, 1)]
     return dict(nbest=rows, trace=trace.to_dict(), beam_tree=plots.beam_tree_figure(trace),
                 **_views(trace, merge_words))
 
