@@ -40,13 +40,27 @@ def test_bundled_checkpoint_translates(name):
 
 def test_the_default_model_translates_the_issue_9_sentence(bundled):
     """Issue 9's bar for being done: what the app shows for a sentence a visitor types, on its default model
-    with its default decoding (beam 5 at the model's own α and β, 3 hypotheses listed). Greedy search, one
-    click away, still drops "im Auto" ("Ich habe mir heute Morgen die Schlüssel verlassen.")."""
+    with its default decoding (beam 10 at the model's own α and β, reranked by de-en at its own λ, 3 hypotheses
+    listed). Greedy search, one click away, still drops "im Auto" ("Ich habe mir heute Morgen die Schlüssel
+    verlassen.")."""
     from s2s import service
 
     assert service.default_model() == "en-de"
-    result = service.translate("en-de", "I left my keys in the car this morning.", "beam", 5, None, 3)
+    result = service.translate("en-de", "I left my keys in the car this morning.", "beam", 10, None, 3)
     assert result["translation"] == "Ich habe heute Morgen meine Schlüssel im Auto gelassen."
+    assert all(row[4] != "–" for row in result["nbest"])  # reranked: each has its back-translation score
+
+
+@pytest.mark.parametrize("name", [n for n in ("en-de", "de-en", "en-fr", "fr-en") if n in FOLDERS])
+def test_the_everyday_models_rerank_with_their_sibling(name):
+    """Each everyday model names the model of the opposite direction, which is bundled beside it and loaded
+    with it, and a reranking weight chosen on validation."""
+    translator = Translator.load(ROOT / "checkpoints" / name, device="cpu")
+    src, tgt = name.split("-")
+    assert translator.config.reverse_model == f"{tgt}-{src}" and translator.config.reverse_weight > 0
+    assert translator.reverse is not None and translator.reverse.config.src_lang == tgt
+    trace = translator.translate(PROBES[name][0], DecodeOptions(method="beam", beam_size=10, nbest=3))
+    assert not trace.notice and all(h.back_logprob is not None for h in trace.nbest)
 
 
 @pytest.fixture
