@@ -50,9 +50,9 @@ looked at (possibly left out), above {REPETITION_ABOVE} looked at far more than 
 Function words, punctuation and `</s>` (where the model parks attention) are never flagged, and `</s>` does not set
 the scale. These are hints, not proof: attention is not a full explanation of a prediction, and on sentences with a
 word left out on purpose the flags find only some of the omissions (see the README)."""
-NBEST_LABEL = ("n-best · beam score = log p ÷ ((5+|Y|)/6)^α + λ × back-translation (the reverse model's mean "
-               "log p of the source given this translation: low when it left something out); greedy and sampling "
-               "give one translation")
+NBEST_LABEL = ("n-best · beam score = log p ÷ ((5+|Y|)/6)^α (+ coverage penalty) + λ × back-translation (the "
+               "reverse model's mean log p of the source given this translation: low when it left something out); "
+               "greedy and sampling give one translation")
 LENGTH_PENALTY_INFO = "GNMT: score = log p ÷ ((5 + |Y|)/6)^α, |Y| = pieces written; 0 ranks by log p alone"
 REVERSE_WEIGHT_INFO = ("rerank the beam's translations by how well the model that translates back recovers the source "
                        "from each: + λ × its mean log p per source piece; 0: off")
