@@ -158,16 +158,17 @@ class Translator:
 
     def reverse_weight(self, options: DecodeOptions) -> float:
         """The λ that reranks this decode: 0 unless beam search with a reverse model at hand."""
-        weight = self.config.reverse_weight if options.reverse_weight is None else options.reverse_weight
-        return weight if options.method == "beam" and self.reverse is not None else 0.0
+        return self._asked_reverse_weight(options) if options.method == "beam" and self.reverse is not None else 0.0
 
     def reverse_notice(self, options: DecodeOptions) -> str:
         """Why a decode that should be reranked is not ("" when it is, or should not be)."""
-        weight = self.config.reverse_weight if options.reverse_weight is None else options.reverse_weight
-        if options.method != "beam" or not weight or self.reverse is not None:
+        if options.method != "beam" or not self._asked_reverse_weight(options) or self.reverse is not None:
             return ""
         wanted = self.config.reverse_model or "a model that translates back"
         return f"Not reranked: the reverse model ({wanted}) is not loaded beside this one."
+
+    def _asked_reverse_weight(self, options: DecodeOptions) -> float:
+        return self.config.reverse_weight if options.reverse_weight is None else options.reverse_weight
 
     # ------------------------------------------------------------------ encoding
     def encode_source(self, text: str) -> tuple[list[int], str]:
@@ -199,10 +200,10 @@ class Translator:
             penalty = self.config.length_penalty if options.length_penalty is None else options.length_penalty
             beta = self.config.coverage_penalty if options.coverage_penalty is None else options.coverage_penalty
             weight = self.reverse_weight(options) if sources is not None else 0.0
+            kept = options.beam_size if weight else options.nbest  # the reranker sees every finished hypothesis
             results = search.beam_search(self.model, memory, state, max_len, beam_size=int(options.beam_size),
-                                         length_penalty=penalty, nbest=int(options.beam_size if weight else
-                                                                           options.nbest),
-                                         candidates=candidates, record_tree=record_tree, coverage_penalty=beta)
+                                         length_penalty=penalty, nbest=int(kept), candidates=candidates,
+                                         record_tree=record_tree, coverage_penalty=beta)
             return self._reranked(results, sources, weight, int(options.nbest)) if weight else results
         chooser = search.argmax_chooser
         if options.method == "sample":

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import torch
 
+from .data import make_batch
 from .search import Decoded
 
 if TYPE_CHECKING:
@@ -33,22 +34,18 @@ def back_logprobs(reverse: "Translator", sources: Sequence[str], translations: S
     """Per pair, the reverse model's mean log p(source piece | translation), </s> included: how well the
     translation explains its source (0 is perfect; lower is worse)."""
     model, config = reverse.model, reverse.config
-    inputs = [reverse.encode_source(text)[0] for text in translations]  # the translation is its source
-    outputs = [reverse.target_tokenizer.encode(text)[:config.max_src_tokens] + [config.eos_id] for text in sources]
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))  # similar lengths share a batch
-    scores = [0.0] * len(inputs)
+    # the reverse model reads the translation and is taught the source, as in training (s2s.data.make_batch)
+    examples = [(reverse.encode_source(translation)[0], reverse.target_tokenizer.encode(source)[:config.max_src_tokens])
+                for source, translation in zip(sources, translations)]
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))  # similar lengths share a batch
+    scores = [0.0] * len(examples)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        src = _padded([inputs[i] for i in chunk], config.pad_id)  # (B, S)
-        gold = _padded([outputs[i] for i in chunk], config.pad_id)  # (B, T): x₁..x_T, </s> last
-        tgt_in = torch.cat([torch.full_like(gold[:, :1], config.bos_id), gold[:, :-1]], dim=1)  # <s> x₁..x_{T-1}
-        lengths = torch.tensor([len(inputs[i]) for i in chunk])
-        log_probs = torch.log_softmax(model(src.to(reverse.device), lengths.to(reverse.device),
-                                            tgt_in.to(reverse.device)).float(), dim=-1)  # (B, T, V)
-        gold = gold.to(reverse.device)
-        picked = log_probs.gather(2, gold[:, :, None]).squeeze(2).masked_fill(gold == config.pad_id, 0.0)  # (B, T)
-        means = picked.sum(1) / (gold != config.pad_id).sum(1)
-        for i, mean in zip(chunk, means.tolist()):
+        batch = make_batch([examples[i] for i in chunk], config.pad_id, config.bos_id, config.eos_id).to(reverse.device)
+        log_probs = torch.log_softmax(model(batch.src, batch.src_lengths, batch.tgt_in).float(), dim=-1)  # (B, T, V)
+        real = batch.tgt_out != config.pad_id  # (B, T): x₁..x_T and </s>
+        picked = log_probs.gather(2, batch.tgt_out[:, :, None]).squeeze(2).masked_fill(~real, 0.0)  # (B, T)
+        for i, mean in zip(chunk, (picked.sum(1) / real.sum(1)).tolist()):
             scores[i] = mean
     return scores
 
@@ -57,10 +54,3 @@ def rerank(nbest: Sequence[Decoded], back: Sequence[float], weight: float) -> li
     """The hypotheses best first by score + weight · back, each with its `back_logprob` and its new score."""
     scored = [replace(h, score=h.score + weight * b, back_logprob=b) for h, b in zip(nbest, back)]
     return sorted(scored, key=lambda h: -h.score)
-
-
-def _padded(rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
-    out = torch.full((len(rows), max(len(r) for r in rows)), pad_id, dtype=torch.long)
-    for b, row in enumerate(rows):
-        out[b, :len(row)] = torch.tensor(list(row), dtype=torch.long)
-    return out
