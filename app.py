@@ -389,7 +389,7 @@ def blank(components: list) -> dict:
 
 def decoding_controls() -> SimpleNamespace:
     """The decoding method and, shown for the method chosen, its options. n-best follows the beam width."""
-    # beam 10 at the model's own α, β and λ by default: what the README's everyday figures use (greedy is 5-7 chrF
+    # beam 10 at the model's own α, β and λ by default: what the README's everyday figures use (greedy is 4-8 chrF
     # lower); the model that translates back reranks the beam when it is loaded beside the model
     method = gr.Radio(list(service.DecodeOptions.METHODS), value="beam", label="Decoding",
                       info="greedy: most likely piece each step; beam: keep several hypotheses; sample: draw at random")
