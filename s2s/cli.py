@@ -193,6 +193,8 @@ def cmd_average(args) -> int:
     return 0
 
 
+REVERSE_WEIGHT_HELP = ("beam: weight λ of the reverse model's log p(source | translation) when it reranks the beam "
+                       "(default: the model's own; 0 = no reranking)")
 MAX_BATCH_SIZE = 1024
 MAX_MINUTES = 7 * 24 * 60
 MAX_STEPS = 10**9
@@ -233,8 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--length-penalty", type=decode_option("length_penalty"),
                    help="beam length penalty α (default: the model's own)")
     t.add_argument("--reverse-weight", type=decode_option("reverse_weight"),
-                   help="beam: weight λ of the reverse model's log p(source | translation) when it reranks the "
-                   "beam (default: the model's own; 0 = no reranking)")
+                   help=REVERSE_WEIGHT_HELP)
     t.add_argument("--nbest", type=decode_option("nbest"), default=1,
                    help="print the n best (tab-separated text and score)")
     t.add_argument("--sample", action="store_true", help="sample instead of searching")
@@ -286,8 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--length-penalty", type=decode_option("length_penalty"),
                    help="beam length penalty α (default: the model's own)")
     e.add_argument("--reverse-weight", type=decode_option("reverse_weight"),
-                   help="beam: weight λ of the reverse model's log p(source | translation) when it reranks the "
-                   "beam (default: the model's own; 0 = no reranking)")
+                   help=REVERSE_WEIGHT_HELP)
     e.add_argument("--batch-size", type=bounded(int, 1, MAX_BATCH_SIZE, "batch size"), default=64)
     e.add_argument("--json", help="write the scores here")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model card")
